@@ -1,0 +1,72 @@
+# One entry point for users and CI. `make run` and `make test` set everything up first,
+# so both work on a fresh machine (see README.md, Quickstart).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+APT_PACKAGES := redis-server
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps run up test lint proto proto-check proto-baseline fmt clean
+
+setup: system-deps $(STAMP) $(NPM_STAMP)
+
+# Debian packages the local stack runs: Redis (and Java 17 for DynamoDB Local).
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get install -y --no-install-recommends $$missing \
+	    || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,local]"
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The main job: the whole system on the local stack.
+run: setup
+	$(BIN)/voting up
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup proto-check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/buf lint
+	$(BIN)/buf breaking --against proto/baseline.binpb
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/buf format -w
+
+# Generated Python code (messages, .pyi, gRPC stubs) lives in voting/v1 and is never edited.
+proto: $(STAMP)
+	$(BIN)/python -m voting.protogen --out .
+
+# Fails when the committed generated code differs from what `make proto` would write.
+proto-check: $(STAMP)
+	$(BIN)/python -m voting.protogen --check
+
+# Run on a release: the contract `buf breaking` compares against.
+proto-baseline: $(STAMP)
+	$(BIN)/buf build -o proto/baseline.binpb
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

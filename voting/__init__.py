@@ -1,0 +1,1 @@
+"""Shared runtime of the voting services: configuration, clients, conventions, contracts."""
