@@ -1,0 +1,343 @@
+"""Typed configuration, read from documented environment variables.
+
+Every setting is a dataclass field declared with :func:`setting`, which names its
+environment variable and documents it; ``voting config`` prints them all. The same
+variables configure the local stack and production: only their values differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from voting.errors import ConfigError
+
+T = TypeVar("T")
+
+Environment = Literal["production", "development"]
+
+
+def setting(env: str, default: Any, doc: str) -> Any:
+    """A configuration field read from ``env``; ``doc`` says what it does."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"env": env, "doc": doc})
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaSettings:
+    bootstrap_servers: str = setting(
+        "VOTING_KAFKA_BOOTSTRAP_SERVERS",
+        "127.0.0.1:9092",
+        "Kafka bootstrap servers, comma separated.",
+    )
+    client_config: dict[str, str] = setting(
+        "VOTING_KAFKA_CLIENT_CONFIG",
+        {},
+        "Extra librdkafka settings for every client, as a JSON object "
+        '(e.g. {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"}).',
+    )
+    replication_factor: int = setting(
+        "VOTING_KAFKA_REPLICATION_FACTOR",
+        1,
+        "Replication factor of topics created by `voting init`.",
+    )
+    # Every member of a consumer group must use the same timeouts, or a member can wait
+    # forever for a rebalance (see the shared notes); hence one setting for all groups.
+    session_timeout_ms: int = setting(
+        "VOTING_KAFKA_SESSION_TIMEOUT_MS", 6000, "Consumer group session timeout."
+    )
+    heartbeat_interval_ms: int = setting(
+        "VOTING_KAFKA_HEARTBEAT_INTERVAL_MS", 500, "Consumer group heartbeat interval."
+    )
+    max_poll_interval_ms: int = setting(
+        "VOTING_KAFKA_MAX_POLL_INTERVAL_MS",
+        10000,
+        "Longest pause between polls before a consumer leaves its group.",
+    )
+    fetch_wait_max_ms: int = setting(
+        "VOTING_KAFKA_FETCH_WAIT_MAX_MS",
+        10,
+        "Longest a fetch waits for data (adds to every hop's latency).",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopicSettings:
+    votes: str = setting(
+        "VOTING_TOPIC_VOTES", "votes", "Topic of VoteCast events and close markers."
+    )
+    vote_results: str = setting(
+        "VOTING_TOPIC_VOTE_RESULTS", "vote-results", "Topic of the dedup worker's decisions."
+    )
+    polls: str = setting("VOTING_TOPIC_POLLS", "polls", "Topic of poll lifecycle events.")
+    dedup_changelog: str = setting(
+        "VOTING_TOPIC_DEDUP_CHANGELOG",
+        "vote-dedup-changelog",
+        "Changelog of the dedup worker's state (compacted on real Kafka).",
+    )
+    dead_letters: str = setting(
+        "VOTING_TOPIC_DEAD_LETTERS",
+        "dead-letters",
+        "Records no consumer could decode, with the reason.",
+    )
+    partitions: int = setting(
+        "VOTING_PARTITIONS",
+        8,
+        "Partitions of `votes`; `vote-results` and the changelog get the same number. "
+        "Fixed for a topic's life: the worker pairs partitions by number.",
+    )
+    polls_partitions: int = setting("VOTING_POLLS_PARTITIONS", 1, "Partitions of `polls`.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DynamoDBSettings:
+    endpoint_url: str = setting(
+        "VOTING_DYNAMODB_ENDPOINT_URL", "", "DynamoDB endpoint; empty for AWS (region endpoint)."
+    )
+    region: str = setting("VOTING_DYNAMODB_REGION", "us-east-1", "AWS region.")
+    access_key_id: str = setting(
+        "VOTING_DYNAMODB_ACCESS_KEY_ID",
+        "",
+        "Explicit access key (e.g. for DynamoDB Local); empty uses the AWS default chain "
+        "(environment, IAM role for service accounts, instance profile).",
+    )
+    secret_access_key: str = setting(
+        "VOTING_DYNAMODB_SECRET_ACCESS_KEY", "", "Secret of VOTING_DYNAMODB_ACCESS_KEY_ID."
+    )
+    polls_table: str = setting("VOTING_DYNAMODB_POLLS_TABLE", "polls", "Table of polls.")
+    votes_table: str = setting(
+        "VOTING_DYNAMODB_VOTES_TABLE", "votes", "Table of accepted votes: the source of truth."
+    )
+    results_table: str = setting(
+        "VOTING_DYNAMODB_RESULTS_TABLE", "results", "Table of final tallies written by the recount."
+    )
+    ledger_shards: int = setting(
+        "VOTING_LEDGER_SHARDS",
+        16,
+        "Shards a new poll's votes are spread over in the votes table (each shard is one "
+        "partition key, ~1000 writes/s on AWS). Fixed per poll at creation.",
+    )
+    max_pool_connections: int = setting(
+        "VOTING_DYNAMODB_MAX_POOL_CONNECTIONS", 64, "HTTP connections per DynamoDB client."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisSettings:
+    url: str = setting("VOTING_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis of the read model.")
+    socket_timeout_s: float = setting(
+        "VOTING_REDIS_SOCKET_TIMEOUT_S", 2.0, "Timeout of one Redis command."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings:
+    """Conventions shared by every gRPC server."""
+
+    grace_s: float = setting(
+        "VOTING_SHUTDOWN_GRACE_S", 10.0, "On SIGTERM, how long in-flight RPCs may take to finish."
+    )
+    max_message_bytes: int = setting(
+        "VOTING_GRPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, "Largest gRPC message accepted or sent."
+    )
+    keepalive_time_s: float = setting(
+        "VOTING_GRPC_KEEPALIVE_TIME_S", 30.0, "Server keepalive ping interval."
+    )
+    keepalive_timeout_s: float = setting(
+        "VOTING_GRPC_KEEPALIVE_TIMEOUT_S", 10.0, "How long a keepalive ping may go unanswered."
+    )
+    max_concurrent_rpcs: int = setting(
+        "VOTING_GRPC_MAX_CONCURRENT_RPCS",
+        0,
+        "Above this many RPCs in flight a server sheds load with RESOURCE_EXHAUSTED; 0 = no limit.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandSettings:
+    listen: str = setting(
+        "VOTING_COMMAND_LISTEN", "127.0.0.1:50051", "Address of the CommandService."
+    )
+    poll_cache_ttl_s: float = setting(
+        "VOTING_POLL_CACHE_TTL_S",
+        1.0,
+        "Bounded staleness of the poll model the command service validates votes against.",
+    )
+    idempotency_ttl_s: float = setting(
+        "VOTING_IDEMPOTENCY_TTL_S", 600.0, "How long a request id's acknowledgement is remembered."
+    )
+    idempotency_cache_size: int = setting(
+        "VOTING_IDEMPOTENCY_CACHE_SIZE", 200_000, "Request ids remembered per process."
+    )
+    max_batch: int = setting("VOTING_MAX_VOTES_PER_BATCH", 1000, "Most votes in one CastVotes.")
+    produce_timeout_s: float = setting(
+        "VOTING_PRODUCE_TIMEOUT_S",
+        10.0,
+        "How long a vote may wait for the broker's acknowledgement before UNAVAILABLE.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    group_id: str = setting(
+        "VOTING_WORKER_GROUP",
+        "dedup-worker",
+        "Consumer group (and transactional id prefix) of the worker.",
+    )
+    health_listen: str = setting(
+        "VOTING_WORKER_HEALTH_LISTEN",
+        "127.0.0.1:50053",
+        "Address of the worker's gRPC health service.",
+    )
+    batch_max: int = setting(
+        "VOTING_WORKER_BATCH_MAX", 2000, "Most votes decided in one transaction per partition."
+    )
+    dynamodb_concurrency: int = setting(
+        "VOTING_WORKER_DYNAMODB_CONCURRENCY", 64, "DynamoDB writes in flight per worker."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectorSettings:
+    group_id: str = setting(
+        "VOTING_PROJECTOR_GROUP", "projector", "Consumer group of the projector."
+    )
+    health_listen: str = setting(
+        "VOTING_PROJECTOR_HEALTH_LISTEN",
+        "127.0.0.1:50054",
+        "Address of the projector's gRPC health service.",
+    )
+    batch_max: int = setting(
+        "VOTING_PROJECTOR_BATCH_MAX", 5000, "Most records applied in one batch."
+    )
+    vote_status_ttl_s: int = setting(
+        "VOTING_VOTE_STATUS_TTL_S",
+        3600,
+        "How long a vote's decision stays queryable by GetVoteStatus. Memory is about "
+        "decisions/s x this x 120 bytes.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuerySettings:
+    listen: str = setting("VOTING_QUERY_LISTEN", "127.0.0.1:50052", "Address of the QueryService.")
+    max_updates_per_second: float = setting(
+        "VOTING_WATCH_MAX_UPDATES_PER_S", 10.0, "Most WatchResults updates per poll per second."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecuritySettings:
+    environment: Environment = setting(
+        "VOTING_ENVIRONMENT",
+        "production",
+        "`development` allows the development authorizer and built-in development secrets; "
+        "never set it in production.",
+    )
+    voter_key_secret: str = setting(
+        "VOTING_VOTER_KEY_SECRET",
+        "",
+        "Secret of the keyed hash that replaces voter ids outside the command service. "
+        "Required in production; changing it splits every voter in two.",
+    )
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelemetrySettings:
+    log_level: str = setting(
+        "VOTING_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    dynamodb: DynamoDBSettings = field(default_factory=DynamoDBSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    command: CommandSettings = field(default_factory=CommandSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    projector: ProjectorSettings = field(default_factory=ProjectorSettings)
+    query: QuerySettings = field(default_factory=QuerySettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        return load(cls, os.environ if environ is None else environ)
+
+
+def load(cls: type[T], environ: Mapping[str, str]) -> T:
+    """Builds ``cls`` (a dataclass of settings or of sections) from ``environ``."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            values[f.name] = load(hint, environ)  # type: ignore[arg-type]
+            continue
+        env = f.metadata.get("env")
+        if env is None or env not in environ:
+            continue
+        values[f.name] = _parse(environ[env], hint, env)
+    return cls(**values)
+
+
+def describe(cls: type[Any] = Settings) -> list[tuple[str, str, str]]:
+    """(variable, default, doc) for every setting, in declaration order."""
+    rows: list[tuple[str, str, str]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.extend(describe(hints[f.name]))
+            continue
+        factory: Any = f.default_factory
+        default = f.default if f.default is not dataclasses.MISSING else factory()
+        shown = json.dumps(default) if isinstance(default, dict) else str(default)
+        rows.append((f.metadata["env"], shown, f.metadata["doc"]))
+    return rows
+
+
+def _parse(raw: str, hint: Any, env: str) -> Any:
+    origin = get_origin(hint)
+    try:
+        if hint is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"not a boolean: {raw!r}")
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is str:
+            return raw
+        if origin is Literal:
+            if raw not in get_args(hint):
+                raise ValueError(f"{raw!r} is not one of {', '.join(map(str, get_args(hint)))}")
+            return raw
+        if origin is dict:
+            parsed = json.loads(raw) if raw.strip() else {}
+            if not isinstance(parsed, dict):
+                raise ValueError("expected a JSON object")
+            return {str(k): str(v) for k, v in parsed.items()}
+        if origin in (types.UnionType, typing.Union):
+            inner = [a for a in get_args(hint) if a is not type(None)]
+            return None if raw == "" else _parse(raw, inner[0], env)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{env}: {exc}") from exc
+    raise ConfigError(f"{env}: unsupported setting type {hint!r}")
