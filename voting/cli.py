@@ -1,0 +1,142 @@
+"""The ``voting`` command: the local stack, the services, and tools."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from voting import logs
+from voting.config import Settings, describe
+from voting.errors import VotingError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except VotingError as exc:
+        print(f"voting: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voting", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the local stack (infrastructure and services)")
+    up.add_argument(
+        "--infra-only", action="store_true", help="start Kafka, DynamoDB and Redis only"
+    )
+    up.add_argument(
+        "--data-dir", type=Path, default=Path(".voting"), help="where data and logs live"
+    )
+    up.add_argument("--partitions", type=int, default=4, help="partitions of the votes topics")
+    for name, default in (
+        ("kafka", 19092),
+        ("dynamodb", 18000),
+        ("redis", 16379),
+        ("command", 50051),
+        ("query", 50052),
+        ("worker", 50053),
+        ("projector", 50054),
+    ):
+        up.add_argument(f"--{name}-port", type=int, default=default, help=f"port of {name}")
+    up.set_defaults(handler=_up)
+
+    init = sub.add_parser("init", help="create topics and tables (idempotent)")
+    init.set_defaults(handler=_init)
+
+    config = sub.add_parser("config", help="list every setting and its environment variable")
+    config.set_defaults(handler=_config)
+
+    for command, target in (
+        ("command-svc", "command_svc.app:main"),
+        ("worker", "command_svc.worker.app:main"),
+        ("projector", "projector.app:main"),
+        ("query-svc", "query_svc.app:main"),
+    ):
+        service = sub.add_parser(
+            command, help=f"run the {command} process (settings from VOTING_*)"
+        )
+        service.set_defaults(handler=_service(target))
+    return parser
+
+
+def _service(target: str) -> Callable[[argparse.Namespace], int]:
+    def run(_: argparse.Namespace) -> int:
+        module_name, func_name = target.split(":")
+        module = __import__(module_name, fromlist=[func_name])
+        result: int = getattr(module, func_name)()
+        return result
+
+    return run
+
+
+def _init(_: argparse.Namespace) -> int:
+    from voting.provisioning import provision  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    logs.configure("init", level=settings.telemetry.log_level)
+    provision(settings)
+    print("topics and tables are in place")
+    return 0
+
+
+def _config(_: argparse.Namespace) -> int:
+    for env, default, doc in describe():
+        print(f"{env}={default}\n    {doc}")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from voting.stack.stack import Stack, StackOptions  # noqa: PLC0415
+
+    logs.configure("stack")
+    options = StackOptions(
+        data_dir=args.data_dir,
+        partitions=args.partitions,
+        kafka_port=args.kafka_port,
+        dynamodb_port=args.dynamodb_port,
+        redis_port=args.redis_port,
+        command_port=args.command_port,
+        query_port=args.query_port,
+        worker_port=args.worker_port,
+        projector_port=args.projector_port,
+    )
+    stack = Stack(options)
+
+    def interrupt(signum: int, _: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        stack.start(infra_only=args.infra_only)
+        print("voting up: ready", flush=True)
+        for name, address in stack.endpoints().items():
+            if args.infra_only and name not in {"kafka", "dynamodb", "redis"}:
+                continue
+            print(f"  {name:<17} {address}")
+        print(
+            "environment for tools (e.g. `eval $(voting up ...)` is not needed; copy what you use):"
+        )
+        for key, value in stack.env().items():
+            print(f"  export {key}={value}")
+        print("Ctrl-C stops everything.", flush=True)
+        for event in stack.supervise():
+            if event:
+                print(f"voting up: {event}", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("voting up: stopping", flush=True)
+        stack.stop()
+        print("voting up: stopped", flush=True)
+    return 0

@@ -1,0 +1,1 @@
+"""The local stack: real stand-ins for Kafka, DynamoDB and Redis as child processes."""

@@ -1,0 +1,267 @@
+"""The local stack: real stand-ins for Kafka, DynamoDB and Redis, then the services.
+
+``voting up`` and the test harness both drive this class, so what the tests prove is
+what users run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from voting.config import Settings
+from voting.errors import VotingError
+from voting.process import Child, spawn
+from voting.provisioning import provision
+from voting.stack import components
+from voting.stack.components import Component
+from voting.stack.errors import StackError
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+# name -> (command of `python -m voting`, port option)
+SERVICES: dict[str, tuple[str, str]] = {
+    "command": ("command-svc", "command_port"),
+    "worker": ("worker", "worker_port"),
+    "projector": ("projector", "projector_port"),
+    "query": ("query-svc", "query_port"),
+}
+READY_TIMEOUT_S = {"kafka": 30.0, "dynamodb": 60.0, "redis": 15.0}
+SERVICE_READY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackOptions:
+    data_dir: Path = Path(".voting")
+    kafka_port: int = 19092
+    dynamodb_port: int = 18000
+    redis_port: int = 16379
+    command_port: int = 50051
+    query_port: int = 50052
+    worker_port: int = 50053
+    projector_port: int = 50054
+    partitions: int = 4
+    # In-memory DynamoDB and Redis without AOF: for tests, nothing survives a stop.
+    ephemeral: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(cls, **overrides: object) -> StackOptions:
+        ports = {
+            name: components.free_port()
+            for name in (
+                "kafka_port",
+                "dynamodb_port",
+                "redis_port",
+                "command_port",
+                "query_port",
+                "worker_port",
+                "projector_port",
+            )
+        }
+        return cls(**{**ports, **overrides})  # type: ignore[arg-type]
+
+
+class Stack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.children: dict[str, Child] = {}
+        self._components: dict[str, Component] = {}
+        self.log_dir = options.data_dir / "logs"
+
+    # -- configuration -------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """The VOTING_* environment that points any service or tool at this stack."""
+        o = self.options
+        return {
+            "VOTING_ENVIRONMENT": "development",
+            "VOTING_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{o.kafka_port}",
+            "VOTING_DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{o.dynamodb_port}",
+            "VOTING_REDIS_URL": f"redis://127.0.0.1:{o.redis_port}/0",
+            "VOTING_COMMAND_LISTEN": f"127.0.0.1:{o.command_port}",
+            "VOTING_QUERY_LISTEN": f"127.0.0.1:{o.query_port}",
+            "VOTING_WORKER_HEALTH_LISTEN": f"127.0.0.1:{o.worker_port}",
+            "VOTING_PROJECTOR_HEALTH_LISTEN": f"127.0.0.1:{o.projector_port}",
+            "VOTING_PARTITIONS": str(o.partitions),
+            # DynamoDB Local accepts any credentials, boto refuses to sign without some.
+            "VOTING_DYNAMODB_ACCESS_KEY_ID": "local",
+            "VOTING_DYNAMODB_SECRET_ACCESS_KEY": "local",
+            **o.env,
+        }
+
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env())
+
+    def endpoints(self) -> dict[str, str]:
+        env = self.env()
+        return {
+            "kafka": env["VOTING_KAFKA_BOOTSTRAP_SERVERS"],
+            "dynamodb": env["VOTING_DYNAMODB_ENDPOINT_URL"],
+            "redis": env["VOTING_REDIS_URL"],
+            "command": env["VOTING_COMMAND_LISTEN"],
+            "query": env["VOTING_QUERY_LISTEN"],
+            "worker-health": env["VOTING_WORKER_HEALTH_LISTEN"],
+            "projector-health": env["VOTING_PROJECTOR_HEALTH_LISTEN"],
+        }
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self, *, infra_only: bool = False) -> None:
+        """Starts infrastructure, creates topics and tables, then the services."""
+        try:
+            self.start_infra()
+            if not infra_only:
+                self.start_services()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_infra(self) -> None:
+        data = self._prepare_data_dir()
+        o = self.options
+        infra = [
+            components.broker(port=o.kafka_port, log_dir=self.log_dir),
+            components.dynamodb(
+                port=o.dynamodb_port,
+                data_dir=None if o.ephemeral else data / "dynamodb",
+                log_dir=self.log_dir,
+                project_dirs=[Path.cwd(), PROJECT_DIR],
+            ),
+            components.redis(
+                port=o.redis_port,
+                data_dir=None if o.ephemeral else data / "redis",
+                log_dir=self.log_dir,
+            ),
+        ]
+        self._check_ports(infra)
+        for component in infra:
+            self._launch(component)
+        for component in infra:
+            self._await_ready(component, READY_TIMEOUT_S[component.name])
+        try:
+            provision(self.settings())
+        except (VotingError, OSError, BotoCoreError, ClientError) as exc:
+            raise StackError(f"cannot create topics and tables: {exc}") from exc
+
+    def start_services(self, names: Iterable[str] | None = None) -> None:
+        wanted = [self._service(n) for n in (names or SERVICES)]
+        self._check_ports(wanted)
+        for component in wanted:
+            self._launch(component)
+        for component in wanted:
+            self._await_ready(component, SERVICE_READY_TIMEOUT_S)
+
+    def restart(self, name: str) -> Child:
+        component = self._components[name]
+        old = self.children.get(name)
+        if old is not None and old.alive():
+            old.terminate()
+        self._launch(component)
+        self._await_ready(component, READY_TIMEOUT_S.get(name, SERVICE_READY_TIMEOUT_S))
+        return self.children[name]
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` one component (fault injection)."""
+        self.children[name].kill()
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Services first (so they drain into a live infrastructure), then infrastructure."""
+        order = [n for n in self.children if n in SERVICES] + [
+            n for n in self.children if n not in SERVICES
+        ]
+        for name in order:
+            child = self.children.pop(name)
+            code = child.terminate(grace_s)
+            log.info("stopped %s (exit %s)", name, code)
+
+    def supervise(self) -> Iterator[str]:
+        """Yields a line for each event; restarts services that die; stops on infra death."""
+        backoff: dict[str, float] = {}
+        while True:
+            for name, child in list(self.children.items()):
+                if child.alive():
+                    continue
+                if self._components[name].kind == "infra":
+                    raise StackError(
+                        f"{name} exited with code {child.returncode}:\n{child.log_tail()}",
+                        fix=f"see {child.spec.log_path}",
+                    )
+                delay = min(backoff.get(name, 0.5) * 2, 30.0)
+                backoff[name] = delay
+                yield f"{name} exited with code {child.returncode}; restarting in {delay:.0f}s"
+                time.sleep(delay)
+                with contextlib.suppress(StackError):
+                    self.restart(name)
+                    yield f"{name} restarted"
+            time.sleep(0.5)
+            yield ""
+
+    # -- internals -----------------------------------------------------------------
+
+    def _service(self, name: str) -> Component:
+        if name not in SERVICES:
+            raise StackError(f"unknown service {name!r}", fix=f"one of {', '.join(SERVICES)}")
+        command, port_option = SERVICES[name]
+        port = getattr(self.options, port_option)
+        return components.service(
+            name=name, command=command, port=port, env=self.env(), log_dir=self.log_dir
+        )
+
+    def _prepare_data_dir(self) -> Path:
+        data = self.options.data_dir
+        try:
+            for sub in ("logs", "dynamodb", "redis"):
+                (data / sub).mkdir(parents=True, exist_ok=True)
+            probe = data / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StackError(
+                f"data directory {data} is not usable: {exc}",
+                fix="pass --data-dir with a writable directory, or remove the broken one",
+            ) from exc
+        return data
+
+    def _check_ports(self, wanted: list[Component]) -> None:
+        for component in wanted:
+            if component.name in self.children and self.children[component.name].alive():
+                continue
+            if components.port_taken(component.port):
+                option = component.name.replace("_", "-")
+                raise StackError(
+                    f"port {component.port} for {component.name} is taken",
+                    fix=f"stop what uses it, or pass --{option}-port with a free port",
+                )
+
+    def _launch(self, component: Component) -> None:
+        self._components[component.name] = component
+        self.children[component.name] = spawn(component.spec)
+
+    def _await_ready(self, component: Component, timeout_s: float) -> None:
+        child = self.children[component.name]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise StackError(
+                    f"{component.name} exited with code {child.returncode} while starting:\n"
+                    f"{child.log_tail()}",
+                    fix=f"see {child.spec.log_path}; a broken data directory can be removed "
+                    f"({self.options.data_dir})",
+                )
+            if component.ready():
+                log.info("%s ready on port %s", component.name, component.port)
+                return
+            time.sleep(0.1)
+        raise StackError(
+            f"{component.name} did not answer within {timeout_s:.0f}s:\n{child.log_tail()}",
+            fix=f"see {child.spec.log_path}",
+        )
