@@ -1,0 +1,1 @@
+"""Write side: the CommandService and the transactional dedup worker."""

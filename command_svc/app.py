@@ -1,0 +1,79 @@
+"""The command service process: ``voting command-svc``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from command_svc.appender import EventAppender
+from command_svc.authorization import authorizer_for
+from command_svc.commands import CommandHandler, CommandLimits
+from command_svc.idempotency import RequestLedger
+from command_svc.lifecycle import PollLifecycle
+from command_svc.polls import PollCache, PollStore
+from command_svc.service import CommandService
+from voting import dynamodb, logs
+from voting.config import Settings
+from voting.identity import VoterKeys
+from voting.kafka import AsyncProducer, KafkaClients
+from voting.server import GrpcServer, Service
+from voting.v1 import command_service_pb2, command_service_pb2_grpc
+
+SERVICE_NAME = command_service_pb2.DESCRIPTOR.services_by_name["CommandService"].full_name
+
+
+async def serve(settings: Settings) -> None:
+    kafka = KafkaClients(settings.kafka, settings.topics)
+    producer = AsyncProducer(
+        lambda: kafka.producer(
+            client_id="command-svc",
+            **{"message.timeout.ms": int(settings.command.produce_timeout_s * 1000)},
+        ),
+        timeout_s=settings.command.produce_timeout_s,
+    )
+    authorizer = authorizer_for(settings.security)
+    async with dynamodb.client(settings.dynamodb) as ddb:
+        store = PollStore(ddb, settings.dynamodb.polls_table)
+        handler = CommandHandler(
+            store=store,
+            cache=PollCache(store.get, ttl_s=settings.command.poll_cache_ttl_s),
+            appender=EventAppender(producer, settings.topics),
+            authorizer=authorizer,
+            ledger=RequestLedger(
+                ttl_s=settings.command.idempotency_ttl_s,
+                capacity=settings.command.idempotency_cache_size,
+            ),
+            voter_keys=VoterKeys.from_settings(settings.security),
+            limits=CommandLimits(
+                max_batch=settings.command.max_batch,
+                ledger_shards=settings.dynamodb.ledger_shards,
+            ),
+        )
+        servicer = CommandService(handler, authorizer, max_batch=settings.command.max_batch)
+        server = GrpcServer(
+            listen=settings.command.listen,
+            settings=settings.server,
+            services=[
+                Service(
+                    SERVICE_NAME,
+                    lambda s: command_service_pb2_grpc.add_CommandServiceServicer_to_server(
+                        servicer, s
+                    ),
+                )
+            ],
+        )
+        lifecycle = asyncio.create_task(PollLifecycle(store, handler, interval_s=2.0).run())
+        try:
+            await server.serve_until_signal()
+        finally:
+            lifecycle.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lifecycle
+            await producer.close()
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    logs.configure("command-svc", level=settings.telemetry.log_level)
+    asyncio.run(serve(settings))
+    return 0

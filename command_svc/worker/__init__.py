@@ -1,0 +1,1 @@
+"""The transactional dedup worker: exactly one counted vote per voter per poll."""
