@@ -1,0 +1,1 @@
+"""Read side: the idempotent projector from decisions to the Redis read model."""

@@ -1,0 +1,200 @@
+"""The projector's loop: decisions and poll events in, read model out.
+
+Its read positions live in Redis, next to what they produced, not in Kafka: if Redis
+loses its last writes (AOF fsyncs every second), the positions go back with them and
+the projector re-reads exactly what was lost. Kafka commits are made too, but only so
+lag can be watched.
+
+When Redis is unreachable the projector pauses its partitions (staying in its group),
+retries with backoff, then re-reads its positions and catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from redis.exceptions import RedisError
+
+from projector.errors import GuardMismatch
+from projector.projection import fold
+from projector.store import ReadModelWriter
+from voting.config import Settings
+from voting.kafka import KafkaClients, take_batch
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 5.0
+
+
+class Projector:
+    def __init__(self, settings: Settings, writer: ReadModelWriter, *, instance_id: str) -> None:
+        self._settings = settings
+        self._writer = writer
+        self._kafka = KafkaClients(settings.kafka, settings.topics)
+        self._consumer: Consumer = self._kafka.consumer(
+            group_id=settings.projector.group_id,
+            client_id=f"projector-{instance_id}",
+            **{"enable.partition.eof": True},
+        )
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="projector-consumer")
+        self._assigned: set[tuple[str, int]] = set()
+        self._guards: dict[tuple[str, int], int] = {}
+        self._positions: dict[str, int] = {}
+        self._resync = True
+        self._backoff_s = 0.0
+        self._at_end: set[int] = set()
+        self._heartbeat_at = 0.0
+        self.applied = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        topics = self._settings.topics
+        await self._call(
+            self._consumer.subscribe,
+            [topics.vote_results, topics.polls],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        try:
+            while not stop.is_set():
+                if self._resync and not await self._try_resync():
+                    await asyncio.sleep(self._backoff_s)
+                    continue
+                records = await self._call(
+                    take_batch,
+                    self._consumer,
+                    max_records=self._settings.projector.batch_max,
+                    wait_s=0.2,
+                )
+                if records:
+                    await self._handle(records)
+                await self._heartbeat()
+        finally:
+            await self._call(self._consumer.close)
+            self._thread.shutdown(wait=True)
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, lambda: fn(*args, **kwargs)
+        )
+
+    async def _handle(self, records: list[Message]) -> None:
+        data: list[Message] = []
+        results_topic = self._settings.topics.vote_results
+        at_end: list[int] = []
+        for msg in records:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF and msg.topic() == results_topic:
+                    at_end.append(msg.partition() or 0)
+                elif err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", err.str())
+                continue
+            if msg.topic() == results_topic:
+                self._at_end.discard(msg.partition() or 0)
+            name = f"{msg.topic()}:{msg.partition()}"
+            if (msg.offset() or 0) >= self._positions.get(name, -1):
+                data.append(msg)
+        try:
+            if data:
+                await self._apply(data)
+            self._at_end.update(at_end)
+        except (RedisError, GuardMismatch, OSError) as exc:
+            log.warning("read model unavailable or moved; pausing", extra={"error": str(exc)})
+            self._resync = True
+            self._backoff_s = 0.2
+            await self._call(self._consumer.pause, self._tps())
+
+    async def _apply(self, records: list[Message]) -> None:
+        polls_topic = self._settings.topics.polls
+        update = fold(records, self._guards, polls_topic=polls_topic)
+        unknown = [key for key in update.deltas if key not in self._guards]
+        if unknown:
+            loaded = await self._writer.guards(unknown)
+            self._guards.update(loaded)
+            if any(v >= 0 for v in loaded.values()):
+                update = fold(records, self._guards, polls_topic=polls_topic)
+        for msg, reason in update.undecodable:
+            log.error(
+                "undecodable record skipped",
+                extra={
+                    "topic": msg.topic(),
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "reason": reason,
+                },
+            )
+        await self._writer.apply(update, self._guards, self._positions)
+        self.applied += update.records
+        self._backoff_s = 0.0
+        offsets = [TopicPartition(t, p, o) for (t, p), o in update.positions.items()]
+        await self._call(self._consumer.commit, offsets=offsets, asynchronous=True)
+
+    async def _heartbeat(self) -> None:
+        """Twice a second, records that partitions with nothing left to apply are current."""
+        now = time.monotonic()
+        if self._resync or now - self._heartbeat_at < 0.5 or not self._at_end:
+            return
+        self._heartbeat_at = now
+        try:
+            await self._writer.mark_caught_up(sorted(self._at_end))
+        except (RedisError, OSError):
+            self._at_end.clear()
+
+    async def _try_resync(self) -> bool:
+        """Re-reads positions from Redis and moves every assigned partition there."""
+        try:
+            await self._writer.claim_log()
+            tps = self._tps()
+            stored = await self._writer.positions(f"{t}:{p}" for t, p in sorted(self._assigned))
+        except (RedisError, OSError) as exc:
+            self._backoff_s = min(max(self._backoff_s * 2, 0.2), MAX_BACKOFF_S)
+            log.warning(
+                "waiting for Redis", extra={"error": str(exc), "retry_in_s": self._backoff_s}
+            )
+            await self._call(self._consumer.poll, 0.1)  # stay in the group
+            return False
+        for tp in tps:
+            tp.offset = stored.get(f"{tp.topic}:{tp.partition}", OFFSET_BEGINNING)
+            await self._call(self._seek_when_ready, tp)
+        self._positions = stored
+        self._guards.clear()
+        await self._call(self._consumer.resume, tps)
+        self._resync = False
+        self._backoff_s = 0.0
+        log.info("positions restored from the read model", extra={"positions": stored})
+        return True
+
+    def _seek_when_ready(self, tp: TopicPartition) -> None:
+        # Right after an assignment librdkafka may refuse a seek until the partition's
+        # fetcher has started; a short poll lets it start.
+        for _ in range(50):
+            try:
+                self._consumer.seek(tp)
+                return
+            except Exception:
+                self._consumer.pause([TopicPartition(tp.topic, tp.partition)])
+                self._consumer.poll(0.05)
+        self._consumer.seek(tp)
+
+    def _tps(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+
+    # -- rebalance callbacks: on the consumer thread, inside consume() ----------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned = {(tp.topic, tp.partition) for tp in partitions}
+        self._resync = True
+        consumer.assign(partitions)
+        consumer.pause(partitions)
+        log.info("assigned", extra={"partitions": sorted(self._assigned)})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
+        self._at_end.clear()
+        self._guards.clear()

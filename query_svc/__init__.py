@@ -1,0 +1,1 @@
+"""Read side: the QueryService, with live server-streaming results."""

@@ -1,0 +1,65 @@
+"""Why a query failed, and the gRPC status each reason maps to.
+
+::
+
+    QueryError
+    ├── InvalidQuery          INVALID_ARGUMENT    BadRequest
+    ├── PollNotFound          NOT_FOUND           ResourceInfo
+    ├── VoteNotFound          NOT_FOUND           ResourceInfo
+    ├── NotYetConsistent      DEADLINE_EXCEEDED   the token's position was not reached in time
+    └── ReadModelUnavailable  UNAVAILABLE         RetryInfo
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from google.rpc import status_pb2
+
+from voting import status
+from voting.errors import VotingError
+
+
+class QueryError(VotingError):
+    def status(self) -> status_pb2.Status:
+        raise NotImplementedError
+
+
+class InvalidQuery(QueryError):
+    def __init__(self, violations: Sequence[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {d}" for f, d in violations))
+        self.violations = list(violations)
+
+    def status(self) -> status_pb2.Status:
+        return status.bad_request(self.violations)
+
+
+class PollNotFound(QueryError):
+    def __init__(self, poll_id: str) -> None:
+        super().__init__(f"poll {poll_id!r} is not known to the read model")
+        self.poll_id = poll_id
+
+    def status(self) -> status_pb2.Status:
+        return status.not_found("voting.v1.Poll", self.poll_id, str(self))
+
+
+class VoteNotFound(QueryError):
+    def __init__(self, vote_id: str, message: str) -> None:
+        super().__init__(message)
+        self.vote_id = vote_id
+
+    def status(self) -> status_pb2.Status:
+        return status.not_found("voting.v1.Vote", self.vote_id, str(self))
+
+
+class NotYetConsistent(QueryError):
+    def status(self) -> status_pb2.Status:
+        return status.make(grpc.StatusCode.DEADLINE_EXCEEDED, str(self))
+
+
+class ReadModelUnavailable(QueryError):
+    def status(self) -> status_pb2.Status:
+        return status.retry_later(
+            grpc.StatusCode.UNAVAILABLE, f"the read model is unavailable: {self}", after_s=1.0
+        )

@@ -1,0 +1,194 @@
+"""The gRPC face of the read side."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from query_svc.errors import InvalidQuery, NotYetConsistent, QueryError, VoteNotFound
+from query_svc.feeds import FeedHub
+from query_svc.read_model import ReadModelReader
+from voting import status
+from voting.identity import POLL_ID, VOTE_ID
+from voting.v1 import consistency_pb2, vote_pb2
+from voting.v1 import query_service_pb2 as q
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+SERVICE_NAME = q.DESCRIPTOR.services_by_name["QueryService"].full_name
+MAX_CONSISTENCY_WAIT_S = 30.0
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+class QueryService:
+    def __init__(self, reader: ReadModelReader, hub: FeedHub) -> None:
+        self._reader = reader
+        self._hub = hub
+
+    async def GetPoll(self, request: q.GetPollRequest, context: Context) -> q.GetPollResponse:
+        try:
+            _check_poll_id(request.poll_id)
+            return q.GetPollResponse(poll=await self._reader.poll(request.poll_id))
+        except QueryError as exc:
+            await status.abort(context, exc.status())
+
+    async def ListPolls(self, request: q.ListPollsRequest, context: Context) -> q.ListPollsResponse:
+        try:
+            if not 0 <= request.page_size <= MAX_PAGE:
+                raise InvalidQuery([("page_size", f"0 to {MAX_PAGE}")])
+            cursor = _decode_page_token(request.page_token) if request.page_token else None
+            polls, next_cursor = await self._reader.list_polls(
+                limit=request.page_size or DEFAULT_PAGE, before=cursor
+            )
+        except QueryError as exc:
+            await status.abort(context, exc.status())
+        reply = q.ListPollsResponse(polls=polls)
+        if next_cursor is not None:
+            reply.next_page_token = _encode_page_token(next_cursor)
+        return reply
+
+    async def GetResults(
+        self, request: q.GetResultsRequest, context: Context
+    ) -> q.GetResultsResponse:
+        try:
+            _check_poll_id(request.poll_id)
+            if request.HasField("consistency_token"):
+                _check_token(request.consistency_token)
+                if not await self._reader.wait_for(
+                    request.poll_id, request.consistency_token, timeout_s=_wait_budget(context)
+                ):
+                    raise NotYetConsistent(
+                        "the projection has not reached the token's position yet"
+                    )
+            return q.GetResultsResponse(results=await self._reader.results(request.poll_id))
+        except QueryError as exc:
+            await status.abort(context, exc.status())
+
+    async def GetVoteStatus(
+        self, request: q.GetVoteStatusRequest, context: Context
+    ) -> q.GetVoteStatusResponse:
+        try:
+            _check_poll_id(request.poll_id)
+            if not VOTE_ID.fullmatch(request.vote_id):
+                raise InvalidQuery([("vote_id", "a vote id as returned by CastVote")])
+            found = await self._reader.vote_status(request.vote_id)
+            if found is None and request.HasField("consistency_token"):
+                _check_token(request.consistency_token)
+                reached = await self._reader.wait_for(
+                    request.poll_id, request.consistency_token, timeout_s=_wait_budget(context)
+                )
+                if not reached:
+                    return q.GetVoteStatusResponse(
+                        vote_id=request.vote_id, state=vote_pb2.VOTE_STATE_PENDING
+                    )
+                found = await self._reader.vote_status(request.vote_id)
+                if found is None:
+                    raise VoteNotFound(
+                        request.vote_id,
+                        "the projection passed the vote's position without a decision for it",
+                    )
+            if found is None:
+                raise VoteNotFound(
+                    request.vote_id,
+                    "no decision is known for this vote (yet); "
+                    "pass the consistency token to wait for it",
+                )
+        except QueryError as exc:
+            await status.abort(context, exc.status())
+        reply = q.GetVoteStatusResponse(
+            vote_id=request.vote_id,
+            state=found.state,  # type: ignore[arg-type]
+            reason=found.reason,  # type: ignore[arg-type]
+            option_id=found.option_id,
+        )
+        reply.decided_at.FromMilliseconds(found.decided_at_ms)
+        return reply
+
+    async def WatchResults(
+        self, request: q.WatchResultsRequest, context: Context
+    ) -> AsyncIterator[bytes]:
+        """Yields serialized WatchResultsResponse messages, shared by every subscriber."""
+        try:
+            _check_poll_id(request.poll_id)
+            feed = await self._hub.acquire(request.poll_id)
+        except QueryError as exc:
+            await status.abort(context, exc.status())
+        try:
+            shown = request.after_version
+            snapshot = feed.latest
+            while snapshot is not None:
+                if snapshot.version > shown:
+                    yield snapshot.payload
+                    shown = snapshot.version
+                if snapshot.final:
+                    return
+                snapshot = await feed.newer_than(shown)
+        finally:
+            self._hub.release(feed)
+
+
+def handler(service: QueryService) -> grpc.GenericRpcHandler:
+    """Method handlers; WatchResults sends pre-serialized bytes (serialized once per version)."""
+
+    def unary(fn: Any, request: Any, response: Any) -> grpc.RpcMethodHandler[Any, Any]:
+        return grpc.unary_unary_rpc_method_handler(
+            fn,
+            request_deserializer=request.FromString,
+            response_serializer=response.SerializeToString,
+        )
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            "GetPoll": unary(service.GetPoll, q.GetPollRequest, q.GetPollResponse),
+            "ListPolls": unary(service.ListPolls, q.ListPollsRequest, q.ListPollsResponse),
+            "GetResults": unary(service.GetResults, q.GetResultsRequest, q.GetResultsResponse),
+            "GetVoteStatus": unary(
+                service.GetVoteStatus, q.GetVoteStatusRequest, q.GetVoteStatusResponse
+            ),
+            "WatchResults": grpc.unary_stream_rpc_method_handler(
+                service.WatchResults,
+                request_deserializer=q.WatchResultsRequest.FromString,
+                response_serializer=bytes,
+            ),
+        },
+    )
+
+
+def _check_poll_id(poll_id: str) -> None:
+    if not POLL_ID.fullmatch(poll_id):
+        raise InvalidQuery(
+            [("poll_id", "1 to 64 characters of [a-z0-9_-], starting with a letter or digit")]
+        )
+
+
+def _check_token(token: consistency_pb2.ConsistencyToken) -> None:
+    if token.position.partition < 0 or token.position.offset < 0:
+        raise InvalidQuery([("consistency_token", "not a token returned by CastVote")])
+
+
+def _wait_budget(context: Context) -> float:
+    # None when the caller set no deadline (the type stubs say float).
+    remaining: float | None = context.time_remaining()
+    if remaining is None:
+        return MAX_CONSISTENCY_WAIT_S
+    return max(0.0, min(remaining - 0.05, MAX_CONSISTENCY_WAIT_S))
+
+
+def _encode_page_token(cursor: tuple[int, str]) -> str:
+    return base64.urlsafe_b64encode(f"{cursor[0]}:{cursor[1]}".encode()).decode()
+
+
+def _decode_page_token(token: str) -> tuple[int, str]:
+    try:
+        score, poll_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+        return int(score), poll_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidQuery([("page_token", "not a token returned by ListPolls")]) from exc
