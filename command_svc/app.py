@@ -46,6 +46,7 @@ async def serve(settings: Settings) -> None:
             voter_keys=VoterKeys.from_settings(settings.security),
             limits=CommandLimits(
                 max_batch=settings.command.max_batch,
+                max_inflight_votes=settings.command.max_inflight_votes,
                 ledger_shards=settings.dynamodb.ledger_shards,
             ),
         )
@@ -74,6 +75,8 @@ async def serve(settings: Settings) -> None:
 
 def main() -> int:
     settings = Settings.from_env()
-    logs.configure("command-svc", level=settings.telemetry.log_level)
+    logs.configure(
+        "command-svc", level=settings.telemetry.log_level, faults=settings.telemetry.faults
+    )
     asyncio.run(serve(settings))
     return 0

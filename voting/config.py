@@ -177,6 +177,12 @@ class CommandSettings:
         "VOTING_IDEMPOTENCY_CACHE_SIZE", 200_000, "Request ids remembered per process."
     )
     max_batch: int = setting("VOTING_MAX_VOTES_PER_BATCH", 1000, "Most votes in one CastVotes.")
+    max_inflight_votes: int = setting(
+        "VOTING_MAX_INFLIGHT_VOTES",
+        100_000,
+        "Votes awaiting the broker's acknowledgement above which new votes are shed with "
+        "RESOURCE_EXHAUSTED.",
+    )
     produce_timeout_s: float = setting(
         "VOTING_PRODUCE_TIMEOUT_S",
         10.0,
@@ -197,7 +203,10 @@ class WorkerSettings:
         "Address of the worker's gRPC health service.",
     )
     batch_max: int = setting(
-        "VOTING_WORKER_BATCH_MAX", 2000, "Most votes decided in one transaction per partition."
+        "VOTING_WORKER_BATCH_MAX",
+        500,
+        "Most records taken per loop (one transaction per partition): larger batches "
+        "amortize the fixed cost of a transaction, smaller ones decide sooner.",
     )
     dynamodb_concurrency: int = setting(
         "VOTING_WORKER_DYNAMODB_CONCURRENCY", 64, "DynamoDB writes in flight per worker."
@@ -257,6 +266,12 @@ class SecuritySettings:
 class TelemetrySettings:
     log_level: str = setting(
         "VOTING_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."
+    )
+    faults: str = setting(
+        "VOTING_FAULTS",
+        "",
+        "Fault injection for tests and chaos runs, e.g. `worker.before-commit=0.1`: the "
+        "process exits as if killed at that point with that probability. Empty: off.",
     )
 
 

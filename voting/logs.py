@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from voting import faults as fault_points
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -33,8 +35,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(service: str, *, level: str = "INFO") -> None:
-    """Routes every logger of the process to JSON lines on stderr."""
+def configure(service: str, *, level: str = "INFO", faults: str = "") -> None:
+    """Routes every logger of the process to JSON lines on stderr; arms fault points."""
+    fault_points.configure(faults)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

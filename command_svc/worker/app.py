@@ -34,6 +34,6 @@ async def run(settings: Settings) -> None:
 
 def main() -> int:
     settings = Settings.from_env()
-    logs.configure("worker", level=settings.telemetry.log_level)
+    logs.configure("worker", level=settings.telemetry.log_level, faults=settings.telemetry.faults)
     asyncio.run(run(settings))
     return 0

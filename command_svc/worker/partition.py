@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
@@ -27,11 +26,11 @@ from confluent_kafka import (
 from command_svc.worker.errors import PartitionLost, WorkerError
 from command_svc.worker.ledger import LedgerEntry
 from command_svc.worker.state import ACCEPT, Decision, DedupState, Staged
-from voting import events
+from voting import events, faults
 from voting.config import TopicSettings
 from voting.errors import EventError
 from voting.identity import stable_id
-from voting.kafka import KafkaClients
+from voting.kafka import KafkaClients, take_batch
 from voting.v1 import consistency_pb2, events_pb2
 
 log = logging.getLogger(__name__)
@@ -71,14 +70,16 @@ class PartitionProcessor:
 
     # -- ownership (blocking: run on the consumer's thread) -------------------------------
 
-    def open(self, consumer: Consumer) -> int:
-        """Fences the previous owner, reads the committed offset, restores the state."""
-        started = time.monotonic()
+    def fence(self) -> None:
+        """Takes the partition's transactional id, aborting what a previous owner left open
+        (on the local broker this also releases offset commits parked behind it)."""
         producer = self._kafka.transactional_producer(transactional_id=self._transactional_id)
         producer.init_transactions(TIMEOUT_S)
         self._producer = producer
-        tp = TopicPartition(self._topics.votes, self.partition)
-        committed = consumer.committed([tp], timeout=TIMEOUT_S)[0].offset
+
+    def restore(self, committed: int) -> int:
+        """Restores the state as of the committed input offset (read AFTER fencing)."""
+        started = time.monotonic()
         self.next_offset = max(committed, 0)
         self.state = self._restore(self.next_offset)
         log.info(
@@ -103,7 +104,7 @@ class PartitionProcessor:
             )
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
-                for msg in reader.consume(10_000, timeout=0.5):
+                for msg in take_batch(reader, max_records=10_000, wait_s=0.5):
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
@@ -234,6 +235,8 @@ class PartitionProcessor:
                 group_metadata,
                 TIMEOUT_S,
             )
+            producer.flush(TIMEOUT_S)
+            faults.point("worker.before-commit")
             producer.commit_transaction(TIMEOUT_S)
         except KafkaException as exc:
             err = exc.args[0]

@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from command_svc.worker.errors import LedgerUnavailable, PartitionLost, WorkerError
 from command_svc.worker.ledger import VoteLedger
 from command_svc.worker.partition import Batch, PartitionProcessor
+from voting import faults
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
 
@@ -102,6 +103,7 @@ class DedupWorker:
             await self._rewind([proc for proc, _ in work])
             await asyncio.sleep(1.0)
             return
+        faults.point("worker.after-ledger")
         metadata = await self._on_consumer_thread(self._consumer.consumer_group_metadata)
         outcomes = await asyncio.gather(
             *(
@@ -152,9 +154,10 @@ class DedupWorker:
             await self._on_consumer_thread(self._consumer.seek, tp)
 
     async def _reopen(self, proc: PartitionProcessor) -> None:
-        offset = await self._on_consumer_thread(proc.open, self._consumer)
+        await self._on_consumer_thread(self._open, self._consumer, [proc])
         await self._on_consumer_thread(
-            self._consumer.seek, TopicPartition(self._settings.topics.votes, proc.partition, offset)
+            self._consumer.seek,
+            TopicPartition(self._settings.topics.votes, proc.partition, proc.next_offset),
         )
 
     async def _pause(self, partition: int) -> None:
@@ -166,17 +169,33 @@ class DedupWorker:
     # -- rebalance callbacks: called inside consume(), on the consumer thread ---------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            proc = PartitionProcessor(
+        procs = [
+            PartitionProcessor(
                 partition=tp.partition,
                 kafka=self._kafka,
                 topics=self._settings.topics,
                 group_id=self._group_id,
             )
-            tp.offset = proc.open(consumer)
+            for tp in partitions
+        ]
+        self._open(consumer, procs)
+        for tp, proc in zip(partitions, procs, strict=True):
+            tp.offset = proc.next_offset
             self._processors[tp.partition] = proc
         consumer.assign(partitions)
         log.info("assigned", extra={"partitions": [tp.partition for tp in partitions]})
+
+    def _open(self, consumer: Consumer, procs: list[PartitionProcessor]) -> None:
+        """Fence every partition, then read the committed offsets, then restore: in that
+        order, and on this (the consumer's) thread for the consumer calls. Partitions fence
+        and restore in parallel: a rebalance costs one round of each, not one per partition.
+        """
+        workers = max(1, len(procs))
+        with ThreadPoolExecutor(workers, thread_name_prefix="open") as pool:
+            list(pool.map(PartitionProcessor.fence, procs))
+            tps = [TopicPartition(self._settings.topics.votes, p.partition) for p in procs]
+            committed = consumer.committed(tps, timeout=30)
+            list(pool.map(PartitionProcessor.restore, procs, [tp.offset for tp in committed]))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

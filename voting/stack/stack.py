@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -147,21 +147,32 @@ class Stack:
             self._launch(component)
         for component in infra:
             self._await_ready(component, READY_TIMEOUT_S[component.name])
+        self.provision()
+
+    def provision(self) -> None:
+        """Creates this stack's topics and tables (idempotent)."""
         try:
             provision(self.settings())
         except (VotingError, OSError, BotoCoreError, ClientError) as exc:
             raise StackError(f"cannot create topics and tables: {exc}") from exc
 
-    def start_services(self, names: Iterable[str] | None = None) -> None:
-        wanted = [self._service(n) for n in (names or SERVICES)]
+    def start_services(
+        self, names: Iterable[str] | None = None, *, env: dict[str, str] | None = None
+    ) -> None:
+        """Starts services (all by default), with ``env`` added to their environment."""
+        wanted = [self._service(n, env) for n in (names or SERVICES)]
         self._check_ports(wanted)
         for component in wanted:
             self._launch(component)
         for component in wanted:
             self._await_ready(component, SERVICE_READY_TIMEOUT_S)
 
-    def restart(self, name: str) -> Child:
+    def restart(self, name: str, *, env: dict[str, str] | None = None) -> Child:
+        """Restarts a component, optionally with changed environment (services only)."""
         component = self._components[name]
+        if env:
+            spec = replace(component.spec, env={**component.spec.env, **env})
+            component = replace(component, spec=spec)
         old = self.children.get(name)
         if old is not None and old.alive():
             old.terminate()
@@ -207,13 +218,17 @@ class Stack:
 
     # -- internals -----------------------------------------------------------------
 
-    def _service(self, name: str) -> Component:
+    def _service(self, name: str, env: dict[str, str] | None = None) -> Component:
         if name not in SERVICES:
             raise StackError(f"unknown service {name!r}", fix=f"one of {', '.join(SERVICES)}")
         command, port_option = SERVICES[name]
         port = getattr(self.options, port_option)
         return components.service(
-            name=name, command=command, port=port, env=self.env(), log_dir=self.log_dir
+            name=name,
+            command=command,
+            port=port,
+            env={**self.env(), **(env or {})},
+            log_dir=self.log_dir,
         )
 
     def _prepare_data_dir(self) -> Path:

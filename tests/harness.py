@@ -1,0 +1,361 @@
+"""Test harness: isolated deployments of the real services on the session's real infrastructure.
+
+Nothing here mocks Kafka, DynamoDB or Redis. A :class:`Deployment` is the whole system
+with its own topics, tables, consumer groups, Redis database and ports, started as real
+processes through the same :class:`voting.stack.stack.Stack` that ``voting up`` uses, so
+tests can kill and restart any part of it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis
+from confluent_kafka import KafkaError, TopicPartition
+
+from voting import dynamodb, events
+from voting.config import Settings
+from voting.identity import VoterKeys
+from voting.kafka import KafkaClients
+from voting.stack import components
+from voting.stack.components import free_port
+from voting.stack.stack import Stack, StackOptions
+from voting.v1 import (
+    command_service_pb2 as cmd,
+)
+from voting.v1 import (
+    command_service_pb2_grpc,
+    events_pb2,
+    poll_pb2,
+    query_service_pb2_grpc,
+)
+
+_redis_dbs = itertools.cycle(range(1, 16))
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    def event(self) -> events.Event:
+        return events.decode(self.value, self.headers)
+
+
+class Deployment:
+    def __init__(
+        self,
+        infra: Stack,
+        data_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        broker_shows_aborted_records: bool = True,
+    ) -> None:
+        # Tansu shows records of aborted transactions to read_committed readers; real
+        # Kafka hides them. Tests that prove we tolerate them can check they happened.
+        self.broker_shows_aborted_records = broker_shows_aborted_records
+        suffix = uuid.uuid4().hex[:8]
+        self.suffix = suffix
+        db = next(_redis_dbs)
+        isolated = {
+            "VOTING_TOPIC_VOTES": f"votes-{suffix}",
+            "VOTING_TOPIC_VOTE_RESULTS": f"vote-results-{suffix}",
+            "VOTING_TOPIC_POLLS": f"polls-{suffix}",
+            "VOTING_TOPIC_DEDUP_CHANGELOG": f"changelog-{suffix}",
+            "VOTING_TOPIC_DEAD_LETTERS": f"dead-letters-{suffix}",
+            "VOTING_DYNAMODB_POLLS_TABLE": f"polls-{suffix}",
+            "VOTING_DYNAMODB_VOTES_TABLE": f"votes-{suffix}",
+            "VOTING_DYNAMODB_RESULTS_TABLE": f"results-{suffix}",
+            "VOTING_WORKER_GROUP": f"worker-{suffix}",
+            "VOTING_PROJECTOR_GROUP": f"projector-{suffix}",
+            "VOTING_REDIS_URL": f"redis://127.0.0.1:{infra.options.redis_port}/{db}",
+            **(env or {}),
+        }
+        options = replace(
+            infra.options,
+            data_dir=data_dir,
+            command_port=free_port(),
+            query_port=free_port(),
+            worker_port=free_port(),
+            projector_port=free_port(),
+            env={**infra.options.env, **isolated},
+        )
+        self.stack = Stack(options)
+        self.settings = self.stack.settings()
+        self.kafka = KafkaClients(self.settings.kafka, self.settings.topics)
+        self.redis = redis.Redis.from_url(self.settings.redis.url)
+        self.redis.flushdb()
+        self.stack.provision()
+        self.voter_keys = VoterKeys.from_settings(self.settings.security)
+        self._channels: dict[str, grpc.Channel] = {}
+        self.decision_records = 0
+
+    # -- processes -------------------------------------------------------------------------
+
+    def start(self, *names: str, env: dict[str, str] | None = None) -> None:
+        self.stack.start_services(names or None, env=env)
+
+    def start_extra_worker(self, name: str) -> None:
+        """A second worker process in the same group, on its own health port."""
+        port = free_port()
+        env = {**self.stack.env(), "VOTING_WORKER_HEALTH_LISTEN": f"127.0.0.1:{port}"}
+        component = components.service(
+            name=name, command="worker", port=port, env=env, log_dir=self.stack.log_dir
+        )
+        self.stack._launch(component)
+        self.stack._await_ready(component, 60)
+
+    def log_count(self, name: str, text: str) -> int:
+        path = self.stack.log_dir / f"{name}.log"
+        return path.read_text(errors="replace").count(text) if path.exists() else 0
+
+    def wait_for_log(self, name: str, text: str, *, more_than: int, timeout_s: float = 60) -> None:
+        wait_until(
+            lambda: self.log_count(name, text) > more_than,
+            timeout_s=timeout_s,
+            what=f"{text!r} in {name}.log",
+        )
+
+    def kill(self, name: str) -> None:
+        self.stack.kill(name)
+
+    def restart(self, name: str, *, env: dict[str, str] | None = None) -> None:
+        self.stack.restart(name, env=env)
+
+    def alive(self, name: str) -> bool:
+        return self.stack.children[name].alive()
+
+    def stop(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self.stack.stop(grace_s=5)
+        self.redis.close()
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def channel(self, service: str) -> grpc.Channel:
+        if service not in self._channels:
+            port = getattr(self.stack.options, f"{service}_port")
+            self._channels[service] = grpc.insecure_channel(f"127.0.0.1:{port}")
+        return self._channels[service]
+
+    @property
+    def commands(self) -> Any:
+        return command_service_pb2_grpc.CommandServiceStub(self.channel("command"))
+
+    @property
+    def queries(self) -> Any:
+        return query_service_pb2_grpc.QueryServiceStub(self.channel("query"))
+
+    def create_poll(
+        self, poll_id: str | None = None, options: Iterable[str] = ("a", "b", "c"), **kw: Any
+    ) -> str:
+        poll_id = poll_id or f"poll-{uuid.uuid4().hex[:10]}"
+        self.commands.CreatePoll(
+            cmd.CreatePollRequest(
+                request_id=f"create-{poll_id}",
+                poll_id=poll_id,
+                title=f"Poll {poll_id}",
+                options=[poll_pb2.PollOption(option_id=o, label=o.upper()) for o in options],
+                **kw,
+            ),
+            timeout=30,
+        )
+        return poll_id
+
+    # -- reading the stores ----------------------------------------------------------------
+
+    def read_topic(self, topic: str, *, partitions: int | None = None) -> list[Record]:
+        """Every record of ``topic`` up to the end of each partition (read_committed)."""
+        count = partitions if partitions is not None else self._partitions(topic)
+        reader = self.kafka.reader(client_id=f"test-{uuid.uuid4().hex[:6]}")
+        reader.assign([TopicPartition(topic, p, 0) for p in range(count)])
+        records: list[Record] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + 60
+        try:
+            while len(at_end) < count and time.monotonic() < deadline:
+                for msg in reader.consume(5000, timeout=0.5):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            at_end.add(msg.partition() or 0)
+                        continue
+                    records.append(
+                        Record(
+                            topic,
+                            msg.partition() or 0,
+                            msg.offset() or 0,
+                            msg.key(),
+                            msg.value(),
+                            events.header_items(msg.headers()),
+                        )
+                    )
+        finally:
+            reader.close()
+        assert len(at_end) == count, f"did not reach the end of {topic}"
+        return records
+
+    def _partitions(self, topic: str) -> int:
+        t = self.settings.topics
+        return {t.polls: t.polls_partitions, t.dead_letters: 1}.get(topic, t.partitions)
+
+    def decisions(self) -> dict[str, set[tuple[str, int]]]:
+        """vote id -> distinct decisions seen in vote-results (aborted copies included)."""
+        found: dict[str, set[tuple[str, int]]] = defaultdict(set)
+        records = self.read_topic(self.settings.topics.vote_results)
+        self.decision_records = len(records)
+        for record in records:
+            event = record.event()
+            if isinstance(event, events_pb2.VoteAccepted):
+                found[event.vote_id].add(("accepted", 0))
+            elif isinstance(event, events_pb2.VoteRejected):
+                found[event.vote_id].add(("rejected", event.reason))
+        return found
+
+    def ledger_items(self) -> list[dict[str, Any]]:
+        client = dynamodb.sync_client(self.settings.dynamodb)
+        items: list[dict[str, Any]] = []
+        for page in client.get_paginator("scan").paginate(
+            TableName=self.settings.dynamodb.votes_table
+        ):
+            items.extend(page["Items"])
+        return items
+
+    def poll_items(self) -> list[dict[str, Any]]:
+        client = dynamodb.sync_client(self.settings.dynamodb)
+        return list(client.scan(TableName=self.settings.dynamodb.polls_table)["Items"])
+
+    def redis_counts(self, poll_id: str) -> dict[str, int]:
+        raw = self.redis.hgetall(f"rm:{{{poll_id}}}:counts")
+        return {k.decode(): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
+
+
+@dataclass
+class Ack:
+    vote_id: str
+    poll_id: str
+    voter_id: str
+    option_id: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class VoteLoad:
+    """Casts votes in batches from a thread until stopped, remembering every acknowledgement.
+
+    About ``repeat_ratio`` of the votes come from voters who already voted (with another
+    request id, so they are new votes the worker must reject as duplicates).
+    """
+
+    deployment: Deployment
+    poll_id: str
+    options: tuple[str, ...] = ("a", "b", "c")
+    batch: int = 50
+    repeat_ratio: float = 0.1
+    pause_s: float = 0.02
+    acks: list[Ack] = field(default_factory=list)
+    failures: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _voters: int = 0
+
+    def start(self) -> VoteLoad:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[Ack]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        return self.acks
+
+    def send_batch(self) -> None:
+        rng = random.Random()
+        requests = []
+        for _ in range(self.batch):
+            if self._voters and rng.random() < self.repeat_ratio:
+                voter = f"voter-{rng.randrange(self._voters)}"
+            else:
+                voter = f"voter-{self._voters}"
+                self._voters += 1
+            requests.append(
+                cmd.CastVoteRequest(
+                    request_id=uuid.uuid4().hex,
+                    poll_id=self.poll_id,
+                    voter_id=voter,
+                    option_id=rng.choice(self.options),
+                )
+            )
+        try:
+            reply = self.deployment.commands.CastVotes(
+                cmd.CastVotesRequest(requests=requests), timeout=20
+            )
+        except grpc.RpcError:
+            self.failures += 1
+            return
+        for request, result in zip(requests, reply.results, strict=True):
+            if result.status.code != 0:
+                self.failures += 1
+                continue
+            position = result.response.consistency_token.position
+            self.acks.append(
+                Ack(
+                    result.response.vote_id,
+                    request.poll_id,
+                    request.voter_id,
+                    request.option_id,
+                    position.partition,
+                    position.offset,
+                )
+            )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.send_batch()
+            time.sleep(self.pause_s)
+
+
+def first_votes(acks: Iterable[Ack]) -> dict[tuple[str, str], Ack]:
+    """Each voter's first acknowledged vote per poll: the one earliest in its partition."""
+    first: dict[tuple[str, str], Ack] = {}
+    for ack in acks:
+        key = (ack.poll_id, ack.voter_id)
+        if key not in first or ack.offset < first[key].offset:
+            first[key] = ack
+    return first
+
+
+def wait_until(
+    predicate: Any, *, timeout_s: float, interval_s: float = 0.25, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def infra_options(data_dir: Path) -> StackOptions:
+    return StackOptions.on_free_ports(data_dir=data_dir, ephemeral=True, partitions=4)
+
+
+def settings_of(deployment: Deployment) -> Settings:
+    return deployment.settings
