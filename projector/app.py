@@ -54,6 +54,8 @@ async def run(settings: Settings) -> None:
 
 def main() -> int:
     settings = Settings.from_env()
-    logs.configure("projector", level=settings.telemetry.log_level)
+    logs.configure(
+        "projector", level=settings.telemetry.log_level, faults=settings.telemetry.faults
+    )
     asyncio.run(run(settings))
     return 0

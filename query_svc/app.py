@@ -36,6 +36,8 @@ async def serve(settings: Settings) -> None:
 
 def main() -> int:
     settings = Settings.from_env()
-    logs.configure("query-svc", level=settings.telemetry.log_level)
+    logs.configure(
+        "query-svc", level=settings.telemetry.log_level, faults=settings.telemetry.faults
+    )
     asyncio.run(serve(settings))
     return 0
