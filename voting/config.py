@@ -218,10 +218,10 @@ class ProjectorSettings:
     group_id: str = setting(
         "VOTING_PROJECTOR_GROUP", "projector", "Consumer group of the projector."
     )
-    health_listen: str = setting(
-        "VOTING_PROJECTOR_HEALTH_LISTEN",
+    listen: str = setting(
+        "VOTING_PROJECTOR_LISTEN",
         "127.0.0.1:50054",
-        "Address of the projector's gRPC health service.",
+        "Address of the projector's gRPC server (health and AdminService).",
     )
     batch_max: int = setting(
         "VOTING_PROJECTOR_BATCH_MAX", 5000, "Most records applied in one batch."
@@ -325,6 +325,14 @@ def describe(cls: type[Any] = Settings) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _librdkafka_value(key: object, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, dict | list):
+        raise ValueError(f"{key}: expected a string, number or boolean")
+    return str(value)
+
+
 def _parse(raw: str, hint: Any, env: str) -> Any:
     origin = get_origin(hint)
     try:
@@ -349,7 +357,7 @@ def _parse(raw: str, hint: Any, env: str) -> Any:
             parsed = json.loads(raw) if raw.strip() else {}
             if not isinstance(parsed, dict):
                 raise ValueError("expected a JSON object")
-            return {str(k): str(v) for k, v in parsed.items()}
+            return {str(k): _librdkafka_value(k, v) for k, v in parsed.items()}
         if origin in (types.UnionType, typing.Union):
             inner = [a for a in get_args(hint) if a is not type(None)]
             return None if raw == "" else _parse(raw, inner[0], env)

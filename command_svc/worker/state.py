@@ -55,9 +55,9 @@ class DedupState:
     ) -> Decision:
         if poll_id in self._closed or poll_id in staged.closed:
             return Decision(CLOSED)
-        counted = staged.voters.get((poll_id, voter_key)) or self._voters.get(poll_id, {}).get(
-            voter_key
-        )
+        counted = staged.voters.get((poll_id, voter_key))
+        if counted is None:
+            counted = self._voters.get(poll_id, {}).get(voter_key)
         if counted is None:
             self.stage_voter(staged, poll_id, voter_key, vote_id, offset)
             return Decision(ACCEPT)
