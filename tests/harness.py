@@ -109,15 +109,32 @@ class Deployment:
     def start(self, *names: str, env: dict[str, str] | None = None) -> None:
         self.stack.start_services(names or None, env=env)
 
+    def start_extra(self, name: str, command: str, *, env: dict[str, str] | None = None) -> int:
+        """Another process of ``command`` (e.g. a second worker, or a command service
+        with other settings) on its own port; returns the port."""
+        port = free_port()
+        listen = {
+            "command-svc": "VOTING_COMMAND_LISTEN",
+            "query-svc": "VOTING_QUERY_LISTEN",
+            "worker": "VOTING_WORKER_HEALTH_LISTEN",
+            "projector": "VOTING_PROJECTOR_LISTEN",
+        }[command]
+        full_env = {**self.stack.env(), listen: f"127.0.0.1:{port}", **(env or {})}
+        component = components.service(
+            name=name, command=command, port=port, env=full_env, log_dir=self.stack.log_dir
+        )
+        self.stack.launch(component)
+        return port
+
     def start_extra_worker(self, name: str) -> None:
         """A second worker process in the same group, on its own health port."""
-        port = free_port()
-        env = {**self.stack.env(), "VOTING_WORKER_HEALTH_LISTEN": f"127.0.0.1:{port}"}
-        component = components.service(
-            name=name, command="worker", port=port, env=env, log_dir=self.stack.log_dir
-        )
-        self.stack._launch(component)
-        self.stack._await_ready(component, 60)
+        self.start_extra(name, "worker")
+
+    def stub_at(self, port: int, stub: Any) -> Any:
+        key = f"port-{port}"
+        if key not in self._channels:
+            self._channels[key] = grpc.insecure_channel(f"127.0.0.1:{port}")
+        return stub(self._channels[key])
 
     def log_count(self, name: str, text: str) -> int:
         path = self.stack.log_dir / f"{name}.log"
@@ -129,6 +146,16 @@ class Deployment:
             timeout_s=timeout_s,
             what=f"{text!r} in {name}.log",
         )
+
+    def wait_until_working(self, name: str, timeout_s: float = 60) -> None:
+        """Waits until the current incarnation of ``name`` owns partitions."""
+
+        def assigned() -> bool:
+            path = self.stack.log_dir / f"{name}.log"
+            text = path.read_text(errors="replace") if path.exists() else ""
+            return '"assigned"' in text[text.rfind(f"start {name}\n") :]
+
+        wait_until(assigned, timeout_s=timeout_s, what=f"{name} to own partitions")
 
     def kill(self, name: str) -> None:
         self.stack.kill(name)

@@ -90,7 +90,7 @@ class Stack:
             "VOTING_COMMAND_LISTEN": f"127.0.0.1:{o.command_port}",
             "VOTING_QUERY_LISTEN": f"127.0.0.1:{o.query_port}",
             "VOTING_WORKER_HEALTH_LISTEN": f"127.0.0.1:{o.worker_port}",
-            "VOTING_PROJECTOR_HEALTH_LISTEN": f"127.0.0.1:{o.projector_port}",
+            "VOTING_PROJECTOR_LISTEN": f"127.0.0.1:{o.projector_port}",
             "VOTING_PARTITIONS": str(o.partitions),
             # DynamoDB Local accepts any credentials, boto refuses to sign without some.
             "VOTING_DYNAMODB_ACCESS_KEY_ID": "local",
@@ -110,7 +110,7 @@ class Stack:
             "command": env["VOTING_COMMAND_LISTEN"],
             "query": env["VOTING_QUERY_LISTEN"],
             "worker-health": env["VOTING_WORKER_HEALTH_LISTEN"],
-            "projector-health": env["VOTING_PROJECTOR_HEALTH_LISTEN"],
+            "admin (projector)": env["VOTING_PROJECTOR_LISTEN"],
         }
 
     # -- lifecycle -----------------------------------------------------------------
@@ -256,6 +256,13 @@ class Stack:
                     f"port {component.port} for {component.name} is taken",
                     fix=f"stop what uses it, or pass --{option}-port with a free port",
                 )
+
+    def launch(self, component: Component, timeout_s: float = SERVICE_READY_TIMEOUT_S) -> Child:
+        """Starts one more component (e.g. a second worker) and waits until it answers."""
+        self._check_ports([component])
+        self._launch(component)
+        self._await_ready(component, timeout_s)
+        return self.children[component.name]
 
     def _launch(self, component: Component) -> None:
         self._components[component.name] = component
