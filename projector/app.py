@@ -1,54 +1,76 @@
-"""The projector process: ``voting projector``."""
+"""The projector process: ``voting projector``. Also serves AdminService (recounts)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+import sys
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from projector.admin import AdminService
+from projector.errors import ProjectorError
 from projector.projector import Projector
+from projector.recount import Recount, RecountOutcome
 from projector.store import ReadModelWriter
-from voting import logs
+from voting import dynamodb, logs
 from voting import redis as redis_clients
 from voting.config import Settings
 from voting.kafka import KafkaClients
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
-from voting.server import GrpcServer, wait_for_stop_signal
+from voting.server import GrpcServer, Service, wait_for_stop_signal
+from voting.v1 import admin_service_pb2, admin_service_pb2_grpc
+
+SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 
 
-async def active_namespace(client: object) -> str:
-    raw = await client.get(ACTIVE_KEY)  # type: ignore[attr-defined]
-    return raw.decode() if raw else DEFAULT_NAMESPACE
+async def active_namespace(client: aioredis.Redis) -> str:
+    """The live read-model namespace; waits for Redis if it is not up yet."""
+    while True:
+        try:
+            raw = await client.get(ACTIVE_KEY)
+        except (RedisError, OSError):
+            await asyncio.sleep(1.0)
+            continue
+        return redis_clients.text(raw) or DEFAULT_NAMESPACE
 
 
 async def run(settings: Settings) -> None:
-    health = GrpcServer(listen=settings.projector.health_listen, settings=settings.server)
     kafka = KafkaClients(settings.kafka, settings.topics)
     log_id = kafka.log_incarnation([settings.topics.vote_results, settings.topics.polls])
     client = redis_clients.client(settings.redis)
-    namespace = DEFAULT_NAMESPACE
-    while True:
-        try:
-            namespace = await active_namespace(client)
-            break
-        except OSError:
-            await asyncio.sleep(1.0)
-        except Exception:
-            await asyncio.sleep(1.0)
+    keys = Keys(await active_namespace(client))
     writer = ReadModelWriter(
-        client, Keys(namespace), log_id=log_id, status_ttl_s=settings.projector.vote_status_ttl_s
+        client, keys, log_id=log_id, status_ttl_s=settings.projector.vote_status_ttl_s
     )
-    projector = Projector(settings, writer, instance_id=f"{socket.gethostname()}-{os.getpid()}")
-    stop = asyncio.Event()
-    await health.start()
-    loop_task = asyncio.create_task(projector.run(stop))
-    stopper = asyncio.create_task(wait_for_stop_signal())
-    await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    stop.set()
-    await health.set_serving(False)
-    await loop_task
-    stopper.cancel()
-    await health.stop()
+    async with dynamodb.client(settings.dynamodb) as ddb:
+        recount = Recount(ddb, settings.dynamodb, client, keys)
+        admin = AdminService(recount)
+        server = GrpcServer(
+            listen=settings.projector.listen,
+            settings=settings.server,
+            services=[
+                Service(
+                    SERVICE_NAME,
+                    lambda s: admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, s),
+                )
+            ],
+        )
+        projector = Projector(
+            settings, writer, instance_id=f"{socket.gethostname()}-{os.getpid()}", recount=recount
+        )
+        stop = asyncio.Event()
+        await server.start()
+        loop_task = asyncio.create_task(projector.run(stop))
+        stopper = asyncio.create_task(wait_for_stop_signal())
+        await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await server.set_serving(False)
+        await loop_task
+        stopper.cancel()
+        await server.stop()
     await client.aclose()
 
 
@@ -58,4 +80,44 @@ def main() -> int:
         "projector", level=settings.telemetry.log_level, faults=settings.telemetry.faults
     )
     asyncio.run(run(settings))
+    return 0
+
+
+async def recount_once(settings: Settings, poll_id: str, *, wait_s: float) -> RecountOutcome:
+    client = redis_clients.client(settings.redis)
+    try:
+        keys = Keys(await active_namespace(client))
+        async with dynamodb.client(settings.dynamodb) as ddb:
+            return await Recount(ddb, settings.dynamodb, client, keys).run(
+                poll_id, drain_timeout_s=wait_s
+            )
+    finally:
+        await client.aclose()
+
+
+def recount_main(poll_id: str, *, wait_s: float) -> int:
+    """``voting recount POLL``: prints the final tally and whether the live count matched."""
+    settings = Settings.from_env()
+    logs.configure("recount", level="WARNING")
+    try:
+        outcome = asyncio.run(recount_once(settings, poll_id, wait_s=wait_s))
+    except ProjectorError as exc:
+        print(f"voting recount: {exc}", file=sys.stderr)
+        return 1
+    total = sum(outcome.counts.values())
+    print(f"final tally of {poll_id}:")
+    for option_id, count in outcome.counts.items():
+        share = f"{100 * count / total:5.1f}%" if total else "    -"
+        print(f"  {option_id:<24} {count:>12}  {share}")
+    print(f"  {'total':<24} {total:>12}")
+    live_total = sum(outcome.live.values())
+    if outcome.matched:
+        print(f"live count matched the recount ({live_total} votes)")
+    else:
+        print(f"live count DIFFERED (live total {live_total}); the read model was repaired:")
+        for option_id, count in outcome.counts.items():
+            if outcome.live.get(option_id, 0) != count:
+                print(f"  {option_id}: live {outcome.live.get(option_id, 0)}, recount {count}")
+    if not outcome.finalized:
+        print("(the results were already final; nothing changed)")
     return 0

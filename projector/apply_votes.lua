@@ -18,8 +18,13 @@ if (stored == false and expected ~= -1) or (stored ~= false and tonumber(stored)
 end
 local pairs_count = tonumber(ARGV[5])
 local i = 6
+-- Final counts came from the recount and never change again (a replay after Redis
+-- lost data must not add to them); the guard still advances.
+local final = redis.call('HGET', KEYS[2], 'final') == '1'
 for _ = 1, pairs_count do
-  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+  if not final then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
   i = i + 2
 end
 while i <= #ARGV do

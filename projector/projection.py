@@ -47,6 +47,7 @@ class Update:
     reflected: dict[int, int] = field(default_factory=dict)  # partition -> cast_at ms
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, p) -> next
     undecodable: list[tuple[Message, str]] = field(default_factory=list)
+    drained: set[str] = field(default_factory=set)  # polls that got a close marker
     records: int = 0
 
     def polls_changed(self) -> set[str]:
@@ -114,6 +115,8 @@ def fold(records: list[Message], guards: dict[tuple[str, int], int], *, polls_to
             _reflect(update, source.partition, event.cast_at.ToMilliseconds())
         else:
             delta.meta[drained_field(source.partition)] = "1"
+            delta.meta["partitions"] = str(event.partition_count)
+            update.drained.add(event.poll_id)
     return update
 
 

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from projector.errors import GuardMismatch
 from projector.projection import fold
+from projector.recount import Recount
 from projector.store import ReadModelWriter
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
@@ -32,9 +33,19 @@ MAX_BACKOFF_S = 5.0
 
 
 class Projector:
-    def __init__(self, settings: Settings, writer: ReadModelWriter, *, instance_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        writer: ReadModelWriter,
+        *,
+        instance_id: str,
+        recount: Recount | None = None,
+    ) -> None:
         self._settings = settings
         self._writer = writer
+        self._recount = recount
+        self._recounts: dict[str, asyncio.Task[None]] = {}
+        self._swept_at = 0.0
         self._kafka = KafkaClients(settings.kafka, settings.topics)
         self._consumer: Consumer = self._kafka.consumer(
             group_id=settings.projector.group_id,
@@ -74,6 +85,7 @@ class Projector:
                 if records:
                     await self._handle(records)
                 await self._heartbeat()
+                await self._sweep_closed_polls()
         finally:
             await self._call(self._consumer.close)
             self._thread.shutdown(wait=True)
@@ -131,9 +143,44 @@ class Projector:
             )
         await self._writer.apply(update, self._guards, self._positions)
         self.applied += update.records
+        for poll_id in update.drained:
+            self._start_recount(poll_id)
         self._backoff_s = 0.0
         offsets = [TopicPartition(t, p, o) for (t, p), o in update.positions.items()]
         await self._call(self._consumer.commit, offsets=offsets, asynchronous=True)
+
+    def _start_recount(self, poll_id: str) -> None:
+        """Recounts a poll once its pipeline has drained (in the background)."""
+        if self._recount is None or poll_id in self._recounts:
+            return
+        recount = self._recount
+
+        async def run() -> None:
+            try:
+                if await recount.drained(poll_id):
+                    await recount.run(poll_id, drain_timeout_s=0)
+            except Exception as exc:  # retried by the next sweep
+                log.warning(
+                    "recount failed; will retry", extra={"poll_id": poll_id, "error": str(exc)}
+                )
+            finally:
+                self._recounts.pop(poll_id, None)
+
+        self._recounts[poll_id] = asyncio.create_task(run(), name=f"recount-{poll_id}")
+
+    async def _sweep_closed_polls(self) -> None:
+        """Every few seconds, recounts closed polls whose results are not final yet
+        (a recount that failed, or one a crashed projector never finished)."""
+        now = time.monotonic()
+        if self._recount is None or self._resync or now - self._swept_at < 5.0:
+            return
+        self._swept_at = now
+        try:
+            pending = await self._writer.closing()
+        except (RedisError, OSError):
+            return
+        for poll_id in pending:
+            self._start_recount(poll_id)
 
     async def _heartbeat(self) -> None:
         """Twice a second, records that partitions with nothing left to apply are current."""

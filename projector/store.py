@@ -16,7 +16,9 @@ from redis.typing import EncodableT, FieldT
 
 from projector.errors import GuardMismatch
 from projector.projection import Update
+from voting import faults
 from voting.readmodel import CHANGES_CHANNEL, Keys, change_message, guard_field
+from voting.redis import text
 
 _APPLY = resources.files("projector").joinpath("apply_votes.lua").read_text()
 _ADVANCE = resources.files("projector").joinpath("advance_positions.lua").read_text()
@@ -75,6 +77,7 @@ class ReadModelWriter:
                 pipe.zadd(keys.polls, {poll_id: definition.created_at_ms})
             for poll_id, closed_at in update.closes.items():
                 pipe.hset(keys.meta(poll_id), "closed_at", str(closed_at))
+                pipe.sadd(keys.closing, poll_id)
             for poll_id in update.definitions.keys() | update.closes.keys():
                 pipe.hincrby(keys.meta(poll_id), "version", 1)
                 bumped.append(poll_id)
@@ -104,6 +107,7 @@ class ReadModelWriter:
                 raise GuardMismatch(f"guard of {key} is {value!r}, expected {guards.get(key, -1)}")
             guards[key] = delta.last_offset
             versions[delta.poll_id] = max(versions.get(delta.poll_id, 0), int(value))
+        faults.point("projector.after-counts")
         await self._progress(update)
         await self._advance_positions(update, expected_positions)
         await self.notify(versions)
@@ -134,6 +138,10 @@ class ReadModelWriter:
             raise GuardMismatch("stored positions moved under us")
         for (topic, partition), offset in update.positions.items():
             expected[f"{topic}:{partition}"] = offset
+
+    async def closing(self) -> list[str]:
+        """Closed polls whose results are not final yet."""
+        return [text(m) for m in await self._redis.smembers(self.keys.closing)]
 
     async def notify(self, versions: dict[str, int]) -> None:
         if not versions:

@@ -13,6 +13,8 @@ from redis.exceptions import RedisError
 
 from query_svc.errors import PollNotFound, ReadModelUnavailable
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys, VoteStatus, guard_field
+from voting.redis import raw as as_bytes
+from voting.redis import text
 from voting.v1 import consistency_pb2, poll_pb2, results_pb2
 
 _NAMESPACE_TTL_S = 1.0
@@ -46,8 +48,8 @@ class ReadModelReader:
         """The live namespace and log id, re-read at most once a second (or on a switch)."""
         if time.monotonic() - self._checked_at > _NAMESPACE_TTL_S:
             active = await self._redis.get(ACTIVE_KEY)
-            keys = Keys(_text(active) or DEFAULT_NAMESPACE)
-            self._keys, self._log_id = keys, _text(await self._redis.get(keys.log))
+            keys = Keys(text(active) or DEFAULT_NAMESPACE)
+            self._keys, self._log_id = keys, text(await self._redis.get(keys.log))
             self._checked_at = time.monotonic()
         return self._keys, self._log_id
 
@@ -78,7 +80,7 @@ class ReadModelReader:
                 keys.polls, top, "-inf", start=0, num=limit + 51, withscores=True
             )
             entries = [
-                (int(score), _text(member)) for member, score in cast(list[tuple[Any, float]], raw)
+                (int(score), text(member)) for member, score in cast(list[tuple[Any, float]], raw)
             ]
             if before is not None:
                 entries = [e for e in entries if e < before]
@@ -123,7 +125,8 @@ class ReadModelReader:
             raise ReadModelUnavailable(str(exc)) from exc
         if raw is None:
             raise PollNotFound(poll_id)
-        meta = {k.decode(): v.decode() for k, v in meta.items()}
+        raw_meta = {k.decode(): v for k, v in meta.items()}
+        meta = {k: v.decode() for k, v in raw_meta.items() if k != "recount"}
         poll = _poll(raw, meta.get("closed_at"))
         results = results_pb2.Results(
             poll_id=poll_id,
@@ -146,7 +149,10 @@ class ReadModelReader:
             results.updated_at.FromMilliseconds(int(meta["updated_at"]))
         now_ms = time.time_ns() // 1_000_000
         reflected = [int(progress.get(str(p).encode(), 0)) for p in range(self._partitions)]
-        if not results.final:
+        if results.final:
+            if "recount" in raw_meta:
+                results.recount.ParseFromString(raw_meta["recount"])
+        else:
             results.staleness.FromMilliseconds(max(0, now_ms - min(reflected)) if reflected else 0)
         return results
 
@@ -180,15 +186,7 @@ class ReadModelReader:
             raw = await self._redis.get(keys.vote_status(vote_id))
         except (RedisError, OSError) as exc:
             raise ReadModelUnavailable(str(exc)) from exc
-        return VoteStatus.decode(_bytes(raw)) if raw is not None else None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value or "")
-
-
-def _bytes(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
+        return VoteStatus.decode(as_bytes(raw)) if raw is not None else None
 
 
 def _poll(raw: bytes, closed_at: bytes | str | None) -> poll_pb2.Poll:

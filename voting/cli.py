@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="list every setting and its environment variable")
     config.set_defaults(handler=_config)
 
+    recount = sub.add_parser(
+        "recount", help="recount a closed poll from DynamoDB and make its results final"
+    )
+    recount.add_argument("poll_id")
+    recount.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for the pipeline to drain"
+    )
+    recount.set_defaults(handler=_recount)
+
     for command, target in (
         ("command-svc", "command_svc.app:main"),
         ("worker", "command_svc.worker.app:main"),
@@ -86,6 +95,12 @@ def _init(_: argparse.Namespace) -> int:
     provision(settings)
     print("topics and tables are in place")
     return 0
+
+
+def _recount(args: argparse.Namespace) -> int:
+    from projector.app import recount_main  # noqa: PLC0415 - loads the projector only here
+
+    return recount_main(args.poll_id, wait_s=args.wait)
 
 
 def _config(_: argparse.Namespace) -> int:

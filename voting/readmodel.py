@@ -8,7 +8,8 @@ together on a Redis Cluster too.
 
 ``<ns>:{<poll>}:poll``    Poll definition (protobuf ``Poll``), written from PollCreated
 ``<ns>:{<poll>}:counts``  hash option_id -> accepted votes
-``<ns>:{<poll>}:meta``    hash: version, updated_at (ms), closed_at (ms), final,
+``<ns>:{<poll>}:meta``    hash: version, updated_at (ms), closed_at (ms), final, recount
+                           (RecountReport), partitions (markers that close the poll),
                            ``o:<log>:<p>`` last applied ``votes`` offset of partition p,
                            ``drained:<p>`` the close marker of partition p was applied
 ``<ns>:polls``            sorted set of poll ids by creation time (ListPolls)
@@ -16,6 +17,7 @@ together on a Redis Cluster too.
 ``<ns>:progress``         hash p -> ms: every vote cast before it in partition p is applied
 ``<ns>:pos:<log>``        hash ``<topic>:<p>`` -> next offset the projector reads
 ``<ns>:log``              id of the log incarnation the offsets refer to
+``<ns>:closing``          set of closed polls whose results are not final yet
 
 ``<log>`` identifies the Kafka topics' incarnation (from their topic ids): if the topics
 are ever re-created, offsets start again at zero and old guards must not apply.
@@ -63,6 +65,10 @@ class Keys:
     @property
     def log(self) -> str:
         return f"{self.namespace}:log"
+
+    @property
+    def closing(self) -> str:
+        return f"{self.namespace}:closing"
 
 
 def guard_field(log_id: str, partition: int) -> str:

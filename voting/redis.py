@@ -34,3 +34,17 @@ def pubsub_client(settings: RedisSettings) -> aioredis.Redis:
         socket_timeout=None,
         health_check_interval=5,
     )
+
+
+def text(value: object) -> str:
+    """A Redis reply as text (clients here do not decode responses)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return "" if value is None else str(value)
+
+
+def raw(value: object) -> bytes:
+    """A Redis reply as bytes."""
+    if isinstance(value, bytes):
+        return value
+    return b"" if value is None else str(value).encode()

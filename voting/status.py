@@ -7,7 +7,7 @@ travel in the ``grpc-status-details-bin`` trailer) and CastVotes embeds it per v
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -16,6 +16,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "voting.v1"
+
+DetailT = TypeVar("DetailT", bound=Message)
 
 
 def make(code: grpc.StatusCode, message: str, *details: Message) -> status_pb2.Status:
@@ -96,8 +98,8 @@ def from_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> status_pb2.Status
     return found
 
 
-def unpack(status: status_pb2.Status, detail_type: type[Message]) -> list[Message]:
-    found = []
+def unpack(status: status_pb2.Status, detail_type: type[DetailT]) -> list[DetailT]:
+    found: list[DetailT] = []
     for holder in status.details:
         if holder.Is(detail_type.DESCRIPTOR):  # type: ignore[arg-type]
             detail = detail_type()

@@ -28,7 +28,7 @@ from voting.v1 import consistency_pb2 as voting_dot_v1_dot_consistency__pb2
 from voting.v1 import poll_pb2 as voting_dot_v1_dot_poll__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voting/v1/results.proto\x12\tvoting.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bvoting/v1/consistency.proto\x1a\x14voting/v1/poll.proto\"/\n\x0bOptionCount\x12\x11\n\toption_id\x18\x01 \x01(\t\x12\r\n\x05votes\x18\x02 \x01(\x04\"\xa5\x02\n\x07Results\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12&\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x16.voting.v1.OptionCount\x12\r\n\x05total\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\x04\x12-\n\twatermark\x18\x05 \x03(\x0b\x32\x1a.voting.v1.PartitionOffset\x12,\n\tstaleness\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x66inal\x18\x08 \x01(\x08\x12%\n\x06status\x18\t \x01(\x0e\x32\x15.voting.v1.PollStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voting/v1/results.proto\x12\tvoting.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bvoting/v1/consistency.proto\x1a\x14voting/v1/poll.proto\"/\n\x0bOptionCount\x12\x11\n\toption_id\x18\x01 \x01(\t\x12\r\n\x05votes\x18\x02 \x01(\x04\"\xd0\x02\n\x07Results\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12&\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x16.voting.v1.OptionCount\x12\r\n\x05total\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\x04\x12-\n\twatermark\x18\x05 \x03(\x0b\x32\x1a.voting.v1.PartitionOffset\x12,\n\tstaleness\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x66inal\x18\x08 \x01(\x08\x12%\n\x06status\x18\t \x01(\x0e\x32\x15.voting.v1.PollStatus\x12)\n\x07recount\x18\n \x01(\x0b\x32\x18.voting.v1.RecountReport\"\x93\x01\n\rRecountReport\x12+\n\x0blive_counts\x18\x01 \x03(\x0b\x32\x16.voting.v1.OptionCount\x12\x12\n\nlive_total\x18\x02 \x01(\x04\x12\x0f\n\x07matched\x18\x03 \x01(\x08\x12\x30\n\x0crecounted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,5 +38,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPTIONCOUNT']._serialized_start=154
   _globals['_OPTIONCOUNT']._serialized_end=201
   _globals['_RESULTS']._serialized_start=204
-  _globals['_RESULTS']._serialized_end=497
+  _globals['_RESULTS']._serialized_end=540
+  _globals['_RECOUNTREPORT']._serialized_start=543
+  _globals['_RECOUNTREPORT']._serialized_end=690
 # @@protoc_insertion_point(module_scope)

@@ -23,8 +23,7 @@ def test_worker_killed_five_times_under_load_loses_and_doubles_nothing(
     rng = random.Random(20261122)
     for _ in range(5):
         # Kill at a random point while the worker owns its partitions and has a backlog.
-        seen = deployment.log_count("worker", '"assigned"')
-        deployment.wait_for_log("worker", '"assigned"', more_than=seen)
+        deployment.wait_until_working("worker")
         time.sleep(rng.uniform(0.3, 2.5))
         deployment.kill("worker")
         deployment.restart("worker")
