@@ -257,9 +257,20 @@ class Stack:
                     fix=f"stop what uses it, or pass --{option}-port with a free port",
                 )
 
-    def launch(self, component: Component, timeout_s: float = SERVICE_READY_TIMEOUT_S) -> Child:
-        """Starts one more component (e.g. a second worker) and waits until it answers."""
-        self._check_ports([component])
+    def launch(
+        self,
+        component: Component,
+        timeout_s: float = SERVICE_READY_TIMEOUT_S,
+        *,
+        check_port: bool = True,
+    ) -> Child:
+        """Starts one more component (e.g. a second worker) and waits until it answers.
+
+        ``check_port=False`` lets a second process of a gRPC service bind the same port:
+        the servers set SO_REUSEPORT and the kernel spreads connections over them.
+        """
+        if check_port:
+            self._check_ports([component])
         self._launch(component)
         self._await_ready(component, timeout_s)
         return self.children[component.name]
