@@ -209,7 +209,16 @@ class WorkerSettings:
         "amortize the fixed cost of a transaction, smaller ones decide sooner.",
     )
     dynamodb_concurrency: int = setting(
-        "VOTING_WORKER_DYNAMODB_CONCURRENCY", 64, "DynamoDB writes in flight per worker."
+        "VOTING_WORKER_DYNAMODB_CONCURRENCY",
+        8,
+        "DynamoDB write requests in flight per worker (transactions of up to 100 votes, or "
+        "single puts in `put` mode, where 64 suits better).",
+    )
+    ledger_writes: Literal["transact", "put"] = setting(
+        "VOTING_LEDGER_WRITES",
+        "transact",
+        "How accepted votes are written: `transact` (conditional TransactWriteItems of up "
+        "to 100; fewest requests) or `put` (conditional PutItem each; half the WCU on AWS).",
     )
 
 

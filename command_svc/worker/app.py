@@ -17,7 +17,10 @@ async def run(settings: Settings) -> None:
     health = GrpcServer(listen=settings.worker.health_listen, settings=settings.server)
     async with dynamodb.client(settings.dynamodb) as ddb:
         ledger = VoteLedger(
-            ddb, settings.dynamodb.votes_table, concurrency=settings.worker.dynamodb_concurrency
+            ddb,
+            settings.dynamodb.votes_table,
+            concurrency=settings.worker.dynamodb_concurrency,
+            mode=settings.worker.ledger_writes,
         )
         worker = DedupWorker(settings, ledger, instance_id=f"{socket.gethostname()}-{os.getpid()}")
         stop = asyncio.Event()

@@ -1,10 +1,19 @@
 """Writes accepted votes to the DynamoDB ``votes`` table, the source of truth.
 
-Each write is conditional: ``attribute_not_exists(pk) OR vote_id = :vote_id``. Replaying a
-vote (after a crash or an aborted transaction) rewrites the same item; a second vote for
-the same voter and poll can never be stored. If the table already holds another vote for
-the voter (the worker's state was lost), the table wins and the worker rejects the new
-vote as a duplicate of the stored one.
+Every write is conditional: ``attribute_not_exists(pk) OR vote_id = :vote_id``. Replaying
+a vote (after a crash or an aborted transaction) rewrites the same item; a second vote
+for the same voter and poll can never be stored. If the table already holds another
+vote for the voter (the worker's state was lost), the table wins and the worker rejects
+the new vote as a duplicate of the stored one.
+
+Two ways to send them, chosen by VOTING_LEDGER_WRITES:
+
+``transact`` (default)  TransactWriteItems of up to 100 conditional puts. Far fewer
+                        requests: on DynamoDB Local ~8x the rate of single puts. A
+                        conflict cancels its chunk; the cancellation reasons say which
+                        items conflicted, and the rest are written again.
+``put``                 one conditional PutItem per vote, many in flight. On AWS this
+                        costs half the write capacity of a transaction per item.
 """
 
 from __future__ import annotations
@@ -12,12 +21,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from command_svc.worker.errors import LedgerUnavailable
 from voting.dynamodb import error_code, vote_pk
+
+WriteMode = Literal["transact", "put"]
+CHUNK = 100  # TransactWriteItems' limit
+_CONDITION = "attribute_not_exists(pk) OR vote_id = :vote_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,36 +44,97 @@ class LedgerEntry:
     partition: int
     offset: int
 
+    def item(self, decided_at_ms: int) -> dict[str, Any]:
+        return {
+            "pk": {"S": vote_pk(self.poll_id, self.shard)},
+            "voter_key": {"S": self.voter_key},
+            "poll_id": {"S": self.poll_id},
+            "vote_id": {"S": self.vote_id},
+            "option_id": {"S": self.option_id},
+            "cast_at": {"N": str(self.cast_at_ms)},
+            "decided_at": {"N": str(decided_at_ms)},
+            "source_partition": {"N": str(self.partition)},
+            "source_offset": {"N": str(self.offset)},
+        }
+
 
 class VoteLedger:
-    def __init__(self, ddb: Any, table: str, *, concurrency: int) -> None:
+    def __init__(
+        self, ddb: Any, table: str, *, concurrency: int, mode: WriteMode = "transact"
+    ) -> None:
         self._ddb = ddb
         self._table = table
+        self._mode = mode
         self._slots = asyncio.Semaphore(concurrency)
 
     async def record(self, entries: Sequence[LedgerEntry], decided_at_ms: int) -> dict[int, str]:
-        """Writes every entry; returns {index: stored vote id} for voters who already had one."""
-        results = await asyncio.gather(*(self._put(e, decided_at_ms) for e in entries))
-        return {i: stored for i, stored in enumerate(results) if stored is not None}
+        """Writes every entry; returns {index: stored vote id} for voters who already had
+        another vote. Entries not in the result are durably stored."""
+        try:
+            if self._mode == "put":
+                stored = await asyncio.gather(*(self._put(e, decided_at_ms) for e in entries))
+                return {i: s for i, s in enumerate(stored) if s is not None}
+            chunks = [range(i, min(i + CHUNK, len(entries))) for i in range(0, len(entries), CHUNK)]
+            conflicts: dict[int, str] = {}
+            for found in await asyncio.gather(
+                *(self._transact(entries, c, decided_at_ms) for c in chunks)
+            ):
+                conflicts.update(found)
+            return conflicts
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(str(exc)) from exc
+
+    async def _transact(
+        self, entries: Sequence[LedgerEntry], chunk: range, decided_at_ms: int
+    ) -> dict[int, str]:
+        pending = list(chunk)
+        conflicts: dict[int, str] = {}
+        for attempt in range(8):
+            if not pending:
+                break
+            puts = [
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": entries[i].item(decided_at_ms),
+                        "ConditionExpression": _CONDITION,
+                        "ExpressionAttributeValues": {":vote_id": {"S": entries[i].vote_id}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                }
+                for i in pending
+            ]
+            async with self._slots:
+                try:
+                    await self._ddb.transact_write_items(TransactItems=puts)
+                    return conflicts
+                except ClientError as exc:
+                    if error_code(exc) != "TransactionCanceledException":
+                        raise LedgerUnavailable(str(exc)) from exc
+                    reasons = exc.response.get("CancellationReasons", [])
+            retry = []
+            for index, reason in zip(pending, reasons, strict=False):
+                if reason.get("Code") == "ConditionalCheckFailed":
+                    stored = reason.get("Item", {}).get("vote_id", {}).get("S")
+                    conflicts[index] = (
+                        str(stored) if stored else await self._stored_vote(entries[index])
+                    )
+                else:
+                    retry.append(index)  # cancelled alongside a conflict, or a transient conflict
+            if len(retry) == len(pending):
+                await asyncio.sleep(0.05 * 2**attempt)  # e.g. TransactionConflict: back off
+            pending = retry
+        if pending:
+            raise LedgerUnavailable(f"{len(pending)} votes could not be written after retries")
+        return conflicts
 
     async def _put(self, entry: LedgerEntry, decided_at_ms: int) -> str | None:
-        item = {
-            "pk": {"S": vote_pk(entry.poll_id, entry.shard)},
-            "voter_key": {"S": entry.voter_key},
-            "poll_id": {"S": entry.poll_id},
-            "vote_id": {"S": entry.vote_id},
-            "option_id": {"S": entry.option_id},
-            "cast_at": {"N": str(entry.cast_at_ms)},
-            "decided_at": {"N": str(decided_at_ms)},
-            "source_partition": {"N": str(entry.partition)},
-            "source_offset": {"N": str(entry.offset)},
-        }
         async with self._slots:
             try:
                 await self._ddb.put_item(
                     TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk) OR vote_id = :vote_id",
+                    Item=entry.item(decided_at_ms),
+                    ConditionExpression=_CONDITION,
                     ExpressionAttributeValues={":vote_id": {"S": entry.vote_id}},
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
@@ -68,11 +142,7 @@ class VoteLedger:
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise LedgerUnavailable(str(exc)) from exc
                 stored = exc.response.get("Item", {}).get("vote_id", {}).get("S")
-                if stored is None:
-                    stored = await self._stored_vote(entry)
-                return str(stored)
-            except BotoCoreError as exc:
-                raise LedgerUnavailable(str(exc)) from exc
+                return str(stored) if stored else await self._stored_vote(entry)
         return None
 
     async def _stored_vote(self, entry: LedgerEntry) -> str:
