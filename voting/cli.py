@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from voting import logs
 from voting.config import Settings, describe
@@ -29,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voting", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="run the local stack (infrastructure and services)")
+    up = sub.add_parser(
+        "up", add_help=False, help="run the local stack (infrastructure and services)"
+    )
+    up.add_argument("-h", "--help", action="help", help="show this help message and exit")
     up.add_argument(
         "--infra-only", action="store_true", help="start Kafka, DynamoDB and Redis only"
     )
@@ -47,7 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("projector", 50054),
     ):
         up.add_argument(f"--{name}-port", type=int, default=default, help=f"port of {name}")
-    up.set_defaults(handler=_up)
+    up.set_defaults(handler=_up, demo=False)
+
+    demo = sub.add_parser(
+        "demo", parents=[up], add_help=False, help="voting up, then a live demo poll (make run)"
+    )
+    demo.add_argument("--votes", type=int, default=20_000, help="votes the simulated voters cast")
+    demo.add_argument("--rate", type=float, default=1_000.0, help="votes per second")
+    demo.set_defaults(handler=_up, demo=True)
+
+    watch = sub.add_parser("watch", help="follow a poll's live results until they are final")
+    watch.add_argument("poll_id")
+    watch.add_argument("--query", help="QueryService address (default: VOTING_QUERY_LISTEN)")
+    watch.set_defaults(handler=_watch)
 
     init = sub.add_parser("init", help="create topics and tables (idempotent)")
     init.set_defaults(handler=_init)
@@ -87,6 +103,15 @@ def _service(target: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _watch(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from voting.console.watch import watch  # noqa: PLC0415
+
+    target = args.query or Settings.from_env().query.listen
+    return asyncio.run(watch(target, args.poll_id))
+
+
 def _init(_: argparse.Namespace) -> int:
     from voting.provisioning import provision  # noqa: PLC0415
 
@@ -107,6 +132,19 @@ def _config(_: argparse.Namespace) -> int:
     for env, default, doc in describe():
         print(f"{env}={default}\n    {doc}")
     return 0
+
+
+def _run_demo(stack: Any, *, votes: int, rate: float) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from voting.console.demo import demo  # noqa: PLC0415
+
+    env = stack.env()
+    code = asyncio.run(
+        demo(env["VOTING_COMMAND_LISTEN"], env["VOTING_QUERY_LISTEN"], votes=votes, rate=rate)
+    )
+    if code != 0:
+        print("voting demo: the demo did not finish; the stack keeps running", flush=True)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -137,11 +175,11 @@ def _up(args: argparse.Namespace) -> int:
             if args.infra_only and name not in {"kafka", "dynamodb", "redis"}:
                 continue
             print(f"  {name:<17} {address}")
-        print(
-            "environment for tools (e.g. `eval $(voting up ...)` is not needed; copy what you use):"
-        )
+        print("environment that points tools (voting watch, voting recount, ...) at this stack:")
         for key, value in stack.env().items():
             print(f"  export {key}={value}")
+        if args.demo and not args.infra_only:
+            _run_demo(stack, votes=args.votes, rate=args.rate)
         print("Ctrl-C stops everything.", flush=True)
         for event in stack.supervise():
             if event:

@@ -1,0 +1,1 @@
+"""Terminal tools: ``voting watch`` and the ``voting demo`` that ``make run`` shows."""

@@ -1,0 +1,45 @@
+"""``voting watch POLL``: live results in the terminal until they are final."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import grpc
+
+from voting.console.view import LiveView
+from voting.v1 import query_service_pb2 as q
+from voting.v1 import query_service_pb2_grpc
+
+
+async def follow(view: LiveView, stub: Any, poll_id: str) -> None:
+    """Feeds WatchResults into ``view`` until the FINAL snapshot (the stream then ends)."""
+    async for message in stub.WatchResults(q.WatchResultsRequest(poll_id=poll_id)):
+        view.update(message.results)
+
+
+async def redraw(view: LiveView, *, fps: float = 10.0) -> None:
+    while True:
+        view.render()
+        await asyncio.sleep(1 / fps)
+
+
+async def watch(target: str, poll_id: str) -> int:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub: Any = query_service_pb2_grpc.QueryServiceStub(channel)
+        try:
+            poll = (await stub.GetPoll(q.GetPollRequest(poll_id=poll_id), timeout=10)).poll
+        except grpc.aio.AioRpcError as exc:
+            print(f"voting watch: {exc.code().name}: {exc.details()}")
+            return 1
+        view = LiveView(poll)
+        painter = asyncio.create_task(redraw(view))
+        try:
+            await follow(view, stub, poll_id)
+        finally:
+            painter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await painter
+            view.render(force=True)
+    return 0
