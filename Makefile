@@ -7,13 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+EXAMPLE_NPM_STAMP := examples/node/node_modules/.installed
 APT_PACKAGES := redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps run up test lint proto proto-check proto-baseline fmt clean
 
-setup: system-deps $(STAMP) $(NPM_STAMP)
+setup: system-deps $(STAMP) $(NPM_STAMP) $(EXAMPLE_NPM_STAMP)
 
 # Debian packages the local stack runs: Redis (and Java 17 for DynamoDB Local).
 system-deps:
@@ -37,9 +38,14 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The Node.js client example (examples/node) and its test.
+$(EXAMPLE_NPM_STAMP): examples/node/package.json examples/node/package-lock.json
+	npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
+	touch $@
+
 # The main job: the whole system on the local stack.
 run: setup
-	$(BIN)/voting up
+	$(BIN)/voting demo
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -69,4 +75,4 @@ proto-baseline: $(STAMP)
 	$(BIN)/buf build -o proto/baseline.binpb
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules examples/node/node_modules .pytest_cache .mypy_cache .ruff_cache
