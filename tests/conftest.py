@@ -1,20 +1,45 @@
-"""Session fixtures: one real infrastructure (a fresh broker) per test session."""
+"""Session fixtures: one real infrastructure (a fresh broker) per test session.
+
+By default the infrastructure is the local stand-ins as child processes (what
+``voting up`` runs). ``VOTING_TEST_INFRA=containers`` uses Kafka, DynamoDB Local and
+Redis container images instead, where a Docker engine answers.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.containers import container_infra, docker_answers
 from tests.harness import Deployment, infra_options
 from voting.stack.stack import Stack
+
+CONTAINERS = os.environ.get("VOTING_TEST_INFRA", "local") == "containers"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not CONTAINERS:
+        return
+    skip = pytest.mark.skip(reason="kills local infrastructure processes; not with containers")
+    for item in items:
+        if item.get_closest_marker("local_infra"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Tansu, DynamoDB Local and Redis as child processes on free loopback ports."""
-    stack = Stack(infra_options(tmp_path_factory.mktemp("infra")))
+    """Kafka, DynamoDB Local and Redis on free loopback ports, fresh for the session."""
+    data_dir = tmp_path_factory.mktemp("infra")
+    if CONTAINERS:
+        if not docker_answers():
+            pytest.skip("VOTING_TEST_INFRA=containers, but no Docker engine answers")
+        with container_infra(data_dir) as stack:
+            yield stack
+        return
+    stack = Stack(infra_options(data_dir))
     stack.start(infra_only=True)
     yield stack
     stack.stop()
@@ -23,7 +48,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 def deployment(infra: Stack, tmp_path: Path) -> Iterator[Deployment]:
     """An isolated copy of the system (topics, tables, groups, Redis db); services not started."""
-    d = Deployment(infra, tmp_path)
+    d = Deployment(infra, tmp_path, broker_shows_aborted_records=not CONTAINERS)
     yield d
     d.stop()
 

@@ -82,7 +82,7 @@ class Deployment:
             "VOTING_DYNAMODB_RESULTS_TABLE": f"results-{suffix}",
             "VOTING_WORKER_GROUP": f"worker-{suffix}",
             "VOTING_PROJECTOR_GROUP": f"projector-{suffix}",
-            "VOTING_REDIS_URL": f"redis://127.0.0.1:{infra.options.redis_port}/{db}",
+            "VOTING_REDIS_URL": infra.settings().redis.url.rsplit("/", 1)[0] + f"/{db}",
             **(env or {}),
         }
         options = replace(

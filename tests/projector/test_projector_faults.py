@@ -81,6 +81,7 @@ def test_replaying_vote_results_from_the_beginning_changes_nothing(running: Depl
     assert Counter(running.redis_counts(poll_id)) == expected_counts(acks)
 
 
+@pytest.mark.local_infra
 def test_redis_killed_and_restarted_writes_go_on_and_counts_end_exact(
     infra: Stack, running: Deployment
 ) -> None:
