@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recount.set_defaults(handler=_recount)
 
+    bench = sub.add_parser("bench", help="benchmarks that print figures (JSON)")
+    benches = bench.add_subparsers(required=True, metavar="BENCHMARK")
+    write = benches.add_parser("write", help="write side: ingest, acks, worker, beside raw limits")
+    write.add_argument("--seconds", type=float, default=20.0)
+    write.add_argument("--json", type=Path, help="where to write the figures")
+    write.set_defaults(handler=_bench("bench.write"))
+
     for command, target in (
         ("command-svc", "command_svc.app:main"),
         ("worker", "command_svc.worker.app:main"),
@@ -91,6 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
         )
         service.set_defaults(handler=_service(target))
     return parser
+
+
+def _bench(module_name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import json  # noqa: PLC0415
+
+        module = __import__(module_name, fromlist=["run"])
+        logs.configure("bench", level="WARNING")
+        options = {k: v for k, v in vars(args).items() if k not in {"handler"}}
+        options["json_path"] = options.pop("json")
+        figures = module.run(**options)
+        print(json.dumps(figures, indent=2, sort_keys=True))
+        return 0
+
+    return run
 
 
 def _service(target: str) -> Callable[[argparse.Namespace], int]:

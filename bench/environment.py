@@ -1,0 +1,67 @@
+"""A private local stack for one benchmark run, and what the machine was."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from voting.stack.stack import Stack, StackOptions
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextlib.contextmanager
+def private_stack(*, partitions: int = 4, services: tuple[str, ...] = ()) -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix="voting-bench-") as tmp:
+        stack = Stack(
+            StackOptions.on_free_ports(data_dir=Path(tmp), ephemeral=True, partitions=partitions)
+        )
+        stack.start(infra_only=True)
+        try:
+            if services:
+                stack.start_services(services)
+            yield stack
+        finally:
+            stack.stop(grace_s=5)
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit or "unknown",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_json(figures: dict[str, Any], path: Path | None) -> Path:
+    target = path or RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return target
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
