@@ -66,8 +66,12 @@ class Feed:
 
     async def _run(self) -> None:
         interval = 1.0 / self._hub.max_rate
-        last_publish = 0.0
         while True:
+            # The coalescing window is anchored where the rebuild starts: measured from
+            # the end of a publish instead, each period would run a little longer than
+            # the window and, at a steady change rate, pushes would fall behind by up to
+            # a whole window.
+            rebuild_started = time.monotonic()
             try:
                 snapshot = await self._hub.reader.snapshot(self.poll_id)
             except QueryError as exc:
@@ -80,7 +84,6 @@ class Feed:
                 continue
             if self.latest is None or snapshot.version > self.latest.version or snapshot.final:
                 self.latest = snapshot
-                last_publish = time.monotonic()
                 waiters, self._next = self._next, asyncio.get_running_loop().create_future()
                 waiters.set_result(snapshot)
             if not self._ready.done():
@@ -91,7 +94,7 @@ class Feed:
                 await asyncio.wait_for(self._dirty.wait(), SAFETY_REFRESH_S)
             self._dirty.clear()
             # Coalesce: at most max_rate snapshots a second, whatever the change rate.
-            wait = last_publish + interval - time.monotonic()
+            wait = rebuild_started + interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
 
