@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--seconds", type=float, default=20.0)
     write.add_argument("--json", type=Path, help="where to write the figures")
     write.set_defaults(handler=_bench("bench.write"))
+    read = benches.add_parser(
+        "read", help="read side: vote-to-visible latency, subscribers per process, vs bare gRPC"
+    )
+    read.add_argument("--seconds", type=float, default=20.0)
+    read.add_argument("--json", type=Path, help="where to write the figures")
+    read.set_defaults(handler=_bench("bench.read"))
 
     for command, target in (
         ("command-svc", "command_svc.app:main"),

@@ -180,6 +180,12 @@ class Stack:
         self._await_ready(component, READY_TIMEOUT_S.get(name, SERVICE_READY_TIMEOUT_S))
         return self.children[name]
 
+    def stop_services(self, names: Iterable[str], grace_s: float = 10.0) -> None:
+        for name in names:
+            child = self.children.pop(name, None)
+            if child is not None:
+                child.terminate(grace_s)
+
     def kill(self, name: str) -> None:
         """``kill -9`` one component (fault injection)."""
         self.children[name].kill()

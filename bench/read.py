@@ -1,0 +1,276 @@
+"""``voting bench read``: the read side's figures beside a bare gRPC broadcast server.
+
+1. Vote to visible: votes are cast one by one through the whole pipeline while a
+   watcher follows the poll; a vote is visible in the first snapshot whose watermark
+   for its partition reaches its offset (the consistency token of its acknowledgement).
+2. Subscribers per process: subscriber swarms (separate processes) watch one poll on
+   one query process while its results change at 10/s (then 1/s); the count doubles
+   until the push p99 passes 100 ms. Changes are driven straight into the read model
+   (version, updated_at, notification), so the figure is the fan-out's alone.
+3. The same ramp against a bare grpc.aio broadcast server: the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis
+
+from bench.environment import machine, private_stack, write_json
+from bench.stats import percentile, rounded
+from voting.process import ProcessSpec, spawn
+from voting.readmodel import CHANGES_CHANNEL, Keys, change_message
+from voting.stack.components import free_port, grpc_serving
+from voting.stack.stack import Stack
+from voting.v1 import command_service_pb2 as cmd
+from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
+from voting.v1 import query_service_pb2 as q
+
+PUSH_P99_LIMIT_MS = 100.0
+RAMP_10HZ = (250, 500, 1000, 1500, 2000, 3000, 4000)
+RAMP_1HZ = (250, 500, 1000, 2000, 4000, 8000)
+SWARMS = 2
+
+
+async def vote_to_visible(
+    command: str, query: str, *, seconds: float, rate: float = 50.0
+) -> dict[str, Any]:
+    poll_id = f"visible-{int(time.time())}"
+    async with grpc.aio.insecure_channel(command) as cc, grpc.aio.insecure_channel(query) as qc:
+        commands: Any = command_service_pb2_grpc.CommandServiceStub(cc)
+        queries: Any = query_service_pb2_grpc.QueryServiceStub(qc)
+        await commands.CreatePoll(
+            cmd.CreatePollRequest(
+                request_id=poll_id,
+                poll_id=poll_id,
+                title="visible",
+                options=[poll_pb2.PollOption(option_id=o, label=o) for o in "ab"],
+            ),
+            timeout=30,
+        )
+        for _ in range(100):
+            try:
+                await queries.GetPoll(q.GetPollRequest(poll_id=poll_id), timeout=5)
+                break
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.1)
+        snapshots: list[tuple[float, dict[int, int]]] = []
+
+        async def watch() -> None:
+            async for message in queries.WatchResults(q.WatchResultsRequest(poll_id=poll_id)):
+                marks = {w.partition: w.offset for w in message.results.watermark}
+                snapshots.append((time.monotonic(), marks))
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.5)
+        acked: list[tuple[float, int, int]] = []
+        started = time.monotonic()
+        index = 0
+        while time.monotonic() - started < seconds:
+            reply = await commands.CastVote(
+                cmd.CastVoteRequest(
+                    poll_id=poll_id, voter_id=f"v{index}", option_id="ab"[index % 2]
+                ),
+                timeout=10,
+            )
+            position = reply.consistency_token.position
+            acked.append((time.monotonic(), position.partition, position.offset))
+            index += 1
+            await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
+        await asyncio.sleep(5.0)
+        watcher.cancel()
+    visible: list[float] = []
+    for at, partition, offset in acked:
+        seen = next((t for t, marks in snapshots if marks.get(partition, -1) >= offset), None)
+        if seen is not None:
+            visible.append((seen - at) * 1000)
+    return {
+        "visible_p50_ms": percentile(visible, 50),
+        "visible_p99_ms": percentile(visible, 99),
+        "visible_votes": len(visible),
+        "visible_missing": len(acked) - len(visible),
+    }
+
+
+class ChangeDriver:
+    """Changes a poll's results ``rate`` times a second, straight in the read model."""
+
+    def __init__(self, url: str, poll_id: str, rate: float) -> None:
+        self._client = redis.Redis.from_url(url)
+        self._meta = Keys("rm").meta(poll_id)
+        self._poll_id = poll_id
+        self._rate = rate
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ChangeDriver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1 / self._rate):
+            self._client.hset(self._meta, "updated_at", str(time.time_ns() // 1_000_000))
+            version = int(self._client.hincrby(self._meta, "version", 1))
+            self._client.publish(CHANGES_CHANNEL, change_message(self._poll_id, version))
+
+
+def swarm(target: str, poll_id: str, count: int, seconds: float) -> dict[str, Any]:
+    per = count // SWARMS
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.subscribers",
+                "--target",
+                target,
+                "--poll",
+                poll_id,
+                "--count",
+                str(per),
+                "--seconds",
+                str(seconds),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(SWARMS)
+    ]
+    outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    return {
+        "subscribers": count,
+        "connected": sum(o["connected"] for o in outs),
+        "failures": sum(o["failures"] for o in outs),
+        "received": sum(o["received"] for o in outs),
+        "p50_ms": max(o["p50_ms"] for o in outs),
+        "p99_ms": max(o["p99_ms"] for o in outs),
+    }
+
+
+def ramp(
+    target: str, poll_id: str, counts: tuple[int, ...], seconds: float, driver: Any
+) -> tuple[int, list[dict[str, Any]]]:
+    best = 0
+    steps = []
+    for count in counts:
+        with driver():
+            step = swarm(target, poll_id, count, seconds)
+        steps.append(step)
+        if step["connected"] < count or step["failures"] or step["p99_ms"] >= PUSH_P99_LIMIT_MS:
+            break
+        best = count
+    return best, steps
+
+
+def fanout(stack: Stack, poll_id: str, *, seconds: float) -> dict[str, Any]:
+    settings = stack.settings()
+    query = settings.query.listen
+    figures: dict[str, Any] = {}
+    for hz, counts in ((10.0, RAMP_10HZ), (1.0, RAMP_1HZ)):
+        window = max(3.0, seconds / 4) if hz >= 10 else max(6.0, seconds / 2)
+        best, steps = ramp(
+            query,
+            poll_id,
+            counts,
+            window,
+            lambda hz=hz: ChangeDriver(settings.redis.url, poll_id, hz),
+        )
+        figures[f"subscribers_per_process_{int(hz)}hz"] = best
+        figures[f"steps_{int(hz)}hz"] = steps
+    port = free_port()
+    raw = spawn(
+        ProcessSpec(
+            "broadcast",
+            [sys.executable, "-m", "bench.broadcast", "--port", str(port), "--rate", "10"],
+        )
+    )
+    try:
+        for _ in range(100):
+            if raw.alive() and _serving(port):
+                break
+            time.sleep(0.1)
+        best, steps = ramp(
+            f"127.0.0.1:{port}", "bench", RAMP_10HZ, max(3.0, seconds / 4), _no_driver
+        )
+    finally:
+        raw.terminate(5)
+    figures["raw_subscribers_per_process_10hz"] = best
+    figures["raw_steps_10hz"] = steps
+    return figures
+
+
+class _NoDriver:
+    def __enter__(self) -> _NoDriver:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _no_driver() -> _NoDriver:
+    return _NoDriver()
+
+
+def _serving(port: int) -> bool:
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=0.5)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+
+
+def run(*, seconds: float, json_path: Path | None) -> dict[str, Any]:
+    with private_stack(services=("command", "worker", "projector", "query")) as stack:
+        settings = stack.settings()
+        visible = asyncio.run(
+            vote_to_visible(settings.command.listen, settings.query.listen, seconds=seconds * 0.5)
+        )
+        poll_id = f"fanout-{int(time.time())}"
+        command_service_pb2_grpc.CommandServiceStub(
+            grpc.insecure_channel(settings.command.listen)
+        ).CreatePoll(
+            cmd.CreatePollRequest(
+                request_id=poll_id,
+                poll_id=poll_id,
+                title="fan-out",
+                options=[poll_pb2.PollOption(option_id=o, label=o) for o in "abc"],
+            ),
+            timeout=30,
+        )
+        time.sleep(2)
+        stack.stop_services(["worker", "projector", "command"])  # the query service has the box
+        assert grpc_serving(settings.query.listen)
+        fan = fanout(stack, poll_id, seconds=seconds)
+    steps = [
+        s for s in fan["steps_10hz"] if s["subscribers"] == fan["subscribers_per_process_10hz"]
+    ]
+    figures: dict[str, Any] = {
+        "benchmark": "read",
+        "seconds": seconds,
+        "machine": machine(),
+        **{k: rounded(v) if isinstance(v, float) else v for k, v in visible.items()},
+        **fan,
+        "push_p99_ms": rounded(steps[0]["p99_ms"]) if steps else None,
+        "push_p99_at_subscribers": fan["subscribers_per_process_10hz"],
+    }
+    figures["ratios"] = {
+        "subscribers_10hz_to_raw": rounded(
+            fan["subscribers_per_process_10hz"] / max(fan["raw_subscribers_per_process_10hz"], 1), 3
+        ),
+    }
+    figures["json"] = str(write_json(figures, json_path))
+    return figures
