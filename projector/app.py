@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from projector.admin import AdminService
 from projector.errors import ProjectorError
 from projector.projector import Projector
+from projector.rebuild import RebuildOutcome, rebuild
 from projector.recount import Recount, RecountOutcome
 from projector.store import ReadModelWriter
 from voting import dynamodb, logs
@@ -120,4 +121,26 @@ def recount_main(poll_id: str, *, wait_s: float) -> int:
                 print(f"  {option_id}: live {outcome.live.get(option_id, 0)}, recount {count}")
     if not outcome.finalized:
         print("(the results were already final; nothing changed)")
+    return 0
+
+
+def rebuild_main(*, drop_previous: bool) -> int:
+    """``voting projection rebuild``."""
+    settings = Settings.from_env()
+    logs.configure("rebuild", level="WARNING")
+
+    async def go() -> RebuildOutcome:
+        client = redis_clients.client(settings.redis, timeout_s=30)
+        try:
+            return await rebuild(settings, client, drop_previous=drop_previous)
+        finally:
+            await client.aclose()
+
+    outcome = asyncio.run(go())
+    print(
+        f"rebuilt the read model into {outcome.namespace} from {outcome.records:,} records "
+        f"({outcome.polls} polls, {outcome.finalized} final) in {outcome.seconds:.1f}s; "
+        f"readers switched from {outcome.previous}"
+        + (" (deleted)" if drop_previous else " (kept; delete it with --drop-previous next time)")
+    )
     return 0

@@ -32,4 +32,8 @@ while i <= #ARGV do
   i = i + 2
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3], 'updated_at', ARGV[4])
-return {1, redis.call('HINCRBY', KEYS[2], 'version', 1)}
+-- Versions grow by at least one per change and never fall behind the clock (see
+-- bump_version.lua): they stay monotonic across a read-model rebuild.
+local version = math.max(tonumber(redis.call('HGET', KEYS[2], 'version') or '0') + 1, tonumber(ARGV[4]))
+redis.call('HSET', KEYS[2], 'version', version)
+return {1, version}

@@ -14,4 +14,6 @@ for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('HSET', KEYS[2], 'final', '1', 'recount', ARGV[2], 'updated_at', ARGV[1])
-return {1, redis.call('HINCRBY', KEYS[2], 'version', 1)}
+local version = math.max(tonumber(redis.call('HGET', KEYS[2], 'version') or '0') + 1, tonumber(ARGV[1]))
+redis.call('HSET', KEYS[2], 'version', version)
+return {1, version}

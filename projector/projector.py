@@ -26,6 +26,8 @@ from projector.recount import Recount
 from projector.store import ReadModelWriter
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
+from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
+from voting.redis import text
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Projector:
         self._recount = recount
         self._recounts: dict[str, asyncio.Task[None]] = {}
         self._swept_at = 0.0
+        self._namespace_checked_at = 0.0
         self._kafka = KafkaClients(settings.kafka, settings.topics)
         self._consumer: Consumer = self._kafka.consumer(
             group_id=settings.projector.group_id,
@@ -86,6 +89,7 @@ class Projector:
                     await self._handle(records)
                 await self._heartbeat()
                 await self._sweep_closed_polls()
+                await self._follow_namespace()
         finally:
             await self._call(self._consumer.close)
             self._thread.shutdown(wait=True)
@@ -181,6 +185,27 @@ class Projector:
             return
         for poll_id in pending:
             self._start_recount(poll_id)
+
+    async def _follow_namespace(self) -> None:
+        """Once a second, checks which read model is live; after a rebuild switched it,
+        carries on in the new one from the positions the rebuild left there."""
+        now = time.monotonic()
+        if now - self._namespace_checked_at < 1.0:
+            return
+        self._namespace_checked_at = now
+        try:
+            active = text(await self._writer.client.get(ACTIVE_KEY)) or DEFAULT_NAMESPACE
+        except (RedisError, OSError):
+            return
+        if active == self._writer.keys.namespace:
+            return
+        log.info("read model switched; following it", extra={"namespace": active})
+        keys = Keys(active)
+        self._writer.keys = keys
+        if self._recount is not None:
+            self._recount.keys = keys
+        self._resync = True
+        await self._call(self._consumer.pause, self._tps())
 
     async def _heartbeat(self) -> None:
         """Twice a second, records that partitions with nothing left to apply are current."""

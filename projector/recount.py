@@ -56,18 +56,25 @@ class RecountOutcome:
 
 class Recount:
     def __init__(
-        self, ddb: Any, settings: DynamoDBSettings, client: aioredis.Redis, keys: Keys
+        self,
+        ddb: Any,
+        settings: DynamoDBSettings,
+        client: aioredis.Redis,
+        keys: Keys,
+        *,
+        notify: bool = True,
     ) -> None:
         self._ddb = ddb
         self._settings = settings
         self._redis = client
-        self._keys = keys
+        self.keys = keys
+        self._notify = notify
         self._finalize = client.register_script(_FINALIZE)
         self.mismatches = 0
 
     async def drained(self, poll_id: str) -> bool:
         """Every partition has passed the poll's close point (its marker was applied)."""
-        meta = self._keys.meta(poll_id)
+        meta = self.keys.meta(poll_id)
         partitions = int(text(await self._redis.hget(meta, "partitions")) or "0")
         if partitions == 0:
             return False
@@ -86,7 +93,7 @@ class Recount:
         counts = await self._count(poll_id, shards)
         options = [o.option_id for o in poll.options]
         counts = {o: counts.get(o, 0) for o in options}
-        raw_live = await self._redis.hgetall(self._keys.counts(poll_id))
+        raw_live = await self._redis.hgetall(self.keys.counts(poll_id))
         live = {o: int(raw_live.get(o.encode(), 0)) for o in options}
         matched = live == counts
         now_ms = time.time_ns() // 1_000_000
@@ -101,10 +108,10 @@ class Recount:
         for option_id, count in counts.items():
             args += [option_id, count]
         finalized, version = await self._finalize(
-            keys=[self._keys.counts(poll_id), self._keys.meta(poll_id)], args=args
+            keys=[self.keys.counts(poll_id), self.keys.meta(poll_id)], args=args
         )
-        await self._redis.srem(self._keys.closing, poll_id)
-        if finalized:
+        await self._redis.srem(self.keys.closing, poll_id)
+        if finalized and self._notify:
             await self._redis.publish(CHANGES_CHANNEL, change_message(poll_id, int(version)))
             if not matched:
                 self.mismatches += 1
@@ -119,7 +126,7 @@ class Recount:
         return RecountOutcome(poll_id, counts, live, matched, bool(finalized))
 
     async def _poll(self, poll_id: str) -> tuple[poll_pb2.Poll, int]:
-        raw = await self._redis.get(self._keys.poll(poll_id))
+        raw = await self._redis.get(self.keys.poll(poll_id))
         if raw is None:
             raise ProjectorError(f"poll {poll_id!r} is not in the read model")
         poll = poll_pb2.Poll.FromString(as_bytes(raw))

@@ -22,18 +22,28 @@ from voting.redis import text
 
 _APPLY = resources.files("projector").joinpath("apply_votes.lua").read_text()
 _ADVANCE = resources.files("projector").joinpath("advance_positions.lua").read_text()
+_BUMP = resources.files("projector").joinpath("bump_version.lua").read_text()
 
 
 class ReadModelWriter:
     def __init__(
-        self, client: aioredis.Redis, keys: Keys, *, log_id: str, status_ttl_s: int
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        *,
+        log_id: str,
+        status_ttl_s: int,
+        notify: bool = True,
     ) -> None:
         self._redis = client
+        self.client = client
         self.keys = keys
+        self._notify = notify
         self.log_id = log_id
         self._status_ttl_s = status_ttl_s
         self._apply = client.register_script(_APPLY)
         self._advance = client.register_script(_ADVANCE)
+        self._bump = client.register_script(_BUMP)
 
     async def claim_log(self) -> None:
         """Records which log incarnation the stored offsets refer to."""
@@ -79,7 +89,7 @@ class ReadModelWriter:
                 pipe.hset(keys.meta(poll_id), "closed_at", str(closed_at))
                 pipe.sadd(keys.closing, poll_id)
             for poll_id in update.definitions.keys() | update.closes.keys():
-                pipe.hincrby(keys.meta(poll_id), "version", 1)
+                await self._bump(keys=[keys.meta(poll_id)], args=[now_ms], client=pipe)
                 bumped.append(poll_id)
             done = await pipe.execute()
             if bumped:
@@ -139,12 +149,20 @@ class ReadModelWriter:
         for (topic, partition), offset in update.positions.items():
             expected[f"{topic}:{partition}"] = offset
 
+    async def bump_all(self) -> None:
+        """Moves every poll's version forward (after a rebuild, before the switch)."""
+        now_ms = _now_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member in await self._redis.zrange(self.keys.polls, 0, -1):
+                await self._bump(keys=[self.keys.meta(text(member))], args=[now_ms], client=pipe)
+            await pipe.execute()
+
     async def closing(self) -> list[str]:
         """Closed polls whose results are not final yet."""
         return [text(m) for m in await self._redis.smembers(self.keys.closing)]
 
     async def notify(self, versions: dict[str, int]) -> None:
-        if not versions:
+        if not versions or not self._notify:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for poll_id, version in versions.items():

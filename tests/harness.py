@@ -267,8 +267,12 @@ class Deployment:
         client = dynamodb.sync_client(self.settings.dynamodb)
         return list(client.scan(TableName=self.settings.dynamodb.polls_table)["Items"])
 
+    def namespace(self) -> str:
+        active = self.redis.get("readmodel:active")
+        return active.decode() if isinstance(active, bytes) else "rm"
+
     def redis_counts(self, poll_id: str) -> dict[str, int]:
-        raw = self.redis.hgetall(f"rm:{{{poll_id}}}:counts")
+        raw = self.redis.hgetall(f"{self.namespace()}:{{{poll_id}}}:counts")
         return {k.decode(): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
 

@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recount.set_defaults(handler=_recount)
 
+    projection = sub.add_parser("projection", help="operate the read model")
+    projections = projection.add_subparsers(required=True, metavar="ACTION")
+    rebuild = projections.add_parser(
+        "rebuild", help="rebuild the read model from the log into a new namespace, then switch"
+    )
+    rebuild.add_argument(
+        "--drop-previous", action="store_true", help="delete the old namespace after the switch"
+    )
+    rebuild.set_defaults(handler=_rebuild)
+
     bench = sub.add_parser("bench", help="benchmarks that print figures (JSON)")
     benches = bench.add_subparsers(required=True, metavar="BENCHMARK")
     write = benches.add_parser("write", help="write side: ingest, acks, worker, beside raw limits")
@@ -92,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--seconds", type=float, default=20.0)
     read.add_argument("--json", type=Path, help="where to write the figures")
     read.set_defaults(handler=_bench("bench.read"))
+    recount_bench = benches.add_parser("recount", help="recount time for a poll of N votes")
+    recount_bench.add_argument("--votes", type=int, default=1_000_000)
+    recount_bench.add_argument("--json", type=Path, help="where to write the figures")
+    recount_bench.set_defaults(handler=_bench("bench.recount"))
 
     for command, target in (
         ("command-svc", "command_svc.app:main"),
@@ -154,6 +168,12 @@ def _recount(args: argparse.Namespace) -> int:
     from projector.app import recount_main  # noqa: PLC0415 - loads the projector only here
 
     return recount_main(args.poll_id, wait_s=args.wait)
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from projector.app import rebuild_main  # noqa: PLC0415 - loads the projector only here
+
+    return rebuild_main(drop_previous=args.drop_previous)
 
 
 def _config(_: argparse.Namespace) -> int:
