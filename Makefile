@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 EXAMPLE_NPM_STAMP := examples/node/node_modules/.installed
-APT_PACKAGES := redis-server
+APT_PACKAGES := redis-server chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -16,10 +16,12 @@ PYTEST_ARGS ?=
 
 setup: system-deps $(STAMP) $(NPM_STAMP) $(EXAMPLE_NPM_STAMP)
 
-# Debian packages the local stack runs: Redis (and Java 17 for DynamoDB Local).
+# Debian packages the local stack runs: Redis (and Java 17 for DynamoDB Local); Chromium
+# for the browser tests of the results page (driven by Playwright, never `playwright install`).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium chromium-driver"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \

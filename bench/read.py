@@ -127,14 +127,17 @@ class ChangeDriver:
             self._client.publish(CHANGES_CHANNEL, change_message(self._poll_id, version))
 
 
-def swarm(target: str, poll_id: str, count: int, seconds: float) -> dict[str, Any]:
+def swarm(
+    target: str, poll_id: str, count: int, seconds: float, *, module: str = "bench.subscribers"
+) -> dict[str, Any]:
+    """``count`` followers of ``poll_id`` in SWARMS processes running ``module``."""
     per = count // SWARMS
     procs = [
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "bench.subscribers",
+                module,
                 "--target",
                 target,
                 "--poll",
@@ -161,13 +164,19 @@ def swarm(target: str, poll_id: str, count: int, seconds: float) -> dict[str, An
 
 
 def ramp(
-    target: str, poll_id: str, counts: tuple[int, ...], seconds: float, driver: Any
+    target: str,
+    poll_id: str,
+    counts: tuple[int, ...],
+    seconds: float,
+    driver: Any,
+    *,
+    module: str = "bench.subscribers",
 ) -> tuple[int, list[dict[str, Any]]]:
     best = 0
     steps = []
     for count in counts:
         with driver():
-            step = swarm(target, poll_id, count, seconds)
+            step = swarm(target, poll_id, count, seconds, module=module)
         steps.append(step)
         if step["connected"] < count or step["failures"] or step["p99_ms"] >= PUSH_P99_LIMIT_MS:
             break

@@ -12,7 +12,7 @@ from command_svc.idempotency import RequestLedger
 from command_svc.lifecycle import PollLifecycle
 from command_svc.polls import PollCache, PollStore
 from command_svc.service import CommandService
-from voting import dynamodb, logs
+from voting import dynamodb, runtime, telemetry
 from voting.config import Settings
 from voting.identity import VoterKeys
 from voting.kafka import AsyncProducer, KafkaClients
@@ -75,8 +75,7 @@ async def serve(settings: Settings) -> None:
 
 def main() -> int:
     settings = Settings.from_env()
-    logs.configure(
-        "command-svc", level=settings.telemetry.log_level, faults=settings.telemetry.faults
-    )
+    runtime.setup("command-svc", settings)
     asyncio.run(serve(settings))
+    telemetry.shutdown()
     return 0

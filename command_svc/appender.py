@@ -7,14 +7,19 @@ partition of ``votes``: the poll's close point in each partition (see events.pro
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from voting import events
+from opentelemetry.trace import SpanKind
+
+from command_svc.metrics import VOTES_APPENDED
+from voting import events, telemetry
 from voting.config import TopicSettings
 from voting.errors import DeliveryError
 from voting.kafka import AsyncProducer, Delivered, Outgoing
 from voting.v1 import events_pb2
 
+log = logging.getLogger(__name__)
 _VOTE_HEADERS = events.headers_for(events_pb2.VoteCast)
 
 
@@ -27,16 +32,26 @@ class EventAppender:
         self, votes: Sequence[events_pb2.VoteCast]
     ) -> list[Delivered | DeliveryError]:
         topic = self._topics.votes
-        records = [
-            Outgoing(
-                topic,
-                vote.SerializeToString(),
-                key=f"{vote.poll_id}/{vote.voter_key}".encode(),
-                headers=_VOTE_HEADERS,
-            )
-            for vote in votes
-        ]
-        return await self._producer.send_batch(records)
+        with telemetry.tracer().start_as_current_span(
+            f"{topic} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.batch.message_count": len(votes)},
+        ):
+            # Sampled calls carry their trace to the worker and the projector.
+            headers = _VOTE_HEADERS + telemetry.inject_current()
+            records = [
+                Outgoing(
+                    topic,
+                    vote.SerializeToString(),
+                    key=f"{vote.poll_id}/{vote.voter_key}".encode(),
+                    headers=headers,
+                )
+                for vote in votes
+            ]
+            results = await self._producer.send_batch(records)
+            log.debug("votes appended", extra={"votes": len(votes), "topic": topic})
+        VOTES_APPENDED.inc(sum(1 for r in results if not isinstance(r, DeliveryError)))
+        return results
 
     async def append_poll_created(self, event: events_pb2.PollCreated) -> None:
         value, headers = events.encode(event)

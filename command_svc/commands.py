@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
+import grpc
+
 from command_svc import validation
 from command_svc.appender import EventAppender
 from command_svc.authorization import Authorizer, Principal
@@ -27,6 +29,7 @@ from command_svc.errors import (
     Unavailable,
 )
 from command_svc.idempotency import Ack, RequestLedger
+from command_svc.metrics import VOTES_REFUSED
 from command_svc.polls import PollCache, PollModel, PollStore, now_ms
 from voting.dynamodb import ledger_shard
 from voting.errors import DeliveryError
@@ -36,6 +39,8 @@ from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import consistency_pb2, events_pb2, poll_pb2
 
 log = logging.getLogger(__name__)
+
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 VoteOutcome = cmd.CastVoteResponse | CommandError
 
@@ -211,6 +216,9 @@ class CommandHandler:
         for index, first in repeats:
             if outcomes[index] is None:
                 outcomes[index] = outcomes[first]
+        for outcome in outcomes:
+            if isinstance(outcome, CommandError):
+                VOTES_REFUSED.labels(_CODE_NAMES.get(outcome.status().code, "UNKNOWN")).inc()
         return outcomes  # type: ignore[return-value]
 
     async def _validate(

@@ -13,6 +13,7 @@ import logging
 from command_svc.commands import CommandHandler
 from command_svc.errors import CommandError
 from command_svc.polls import CLOSED, OPEN, PollStore, now_ms
+from voting import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,11 @@ class PollLifecycle:
         self._interval_s = interval_s
 
     async def run(self) -> None:
-        while True:
-            with contextlib.suppress(CommandError):
-                await self.sweep()
-            await asyncio.sleep(self._interval_s)
+        with telemetry.background():
+            while True:
+                with contextlib.suppress(CommandError):
+                    await self.sweep()
+                await asyncio.sleep(self._interval_s)
 
     async def sweep(self) -> None:
         now = now_ms()

@@ -16,10 +16,11 @@ from projector.projector import Projector
 from projector.rebuild import RebuildOutcome, rebuild
 from projector.recount import Recount, RecountOutcome
 from projector.store import ReadModelWriter
-from voting import dynamodb, logs
+from voting import dynamodb, logs, runtime, telemetry
 from voting import redis as redis_clients
 from voting.config import Settings
 from voting.kafka import KafkaClients
+from voting.lag import LagProbe
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
 from voting.server import GrpcServer, Service, wait_for_stop_signal
 from voting.v1 import admin_service_pb2, admin_service_pb2_grpc
@@ -62,6 +63,12 @@ async def run(settings: Settings) -> None:
         projector = Projector(
             settings, writer, instance_id=f"{socket.gethostname()}-{os.getpid()}", recount=recount
         )
+        lag = LagProbe(
+            kafka,
+            group=settings.projector.group_id,
+            topic=settings.topics.vote_results,
+            positions=projector.positions,
+        ).start()
         stop = asyncio.Event()
         await server.start()
         loop_task = asyncio.create_task(projector.run(stop))
@@ -71,16 +78,16 @@ async def run(settings: Settings) -> None:
         await server.set_serving(False)
         await loop_task
         stopper.cancel()
+        lag.stop()
         await server.stop()
     await client.aclose()
 
 
 def main() -> int:
     settings = Settings.from_env()
-    logs.configure(
-        "projector", level=settings.telemetry.log_level, faults=settings.telemetry.faults
-    )
+    runtime.setup("projector", settings)
     asyncio.run(run(settings))
+    telemetry.shutdown()
     return 0
 
 

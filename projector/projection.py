@@ -14,8 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from confluent_kafka import Message
+from opentelemetry.context import Context
 
-from voting import events
+from voting import events, telemetry
 from voting.errors import EventError
 from voting.readmodel import VoteStatus, drained_field
 from voting.v1 import events_pb2, vote_pb2
@@ -48,6 +49,8 @@ class Update:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, p) -> next
     undecodable: list[tuple[Message, str]] = field(default_factory=list)
     drained: set[str] = field(default_factory=set)  # polls that got a close marker
+    traced: list[Context] = field(default_factory=list)  # sampled decisions' trace contexts
+    cast_ms: list[int] = field(default_factory=list)  # cast times of the decisions applied
     records: int = 0
 
     def polls_changed(self) -> set[str]:
@@ -63,8 +66,9 @@ def fold(records: list[Message], guards: dict[tuple[str, int], int], *, polls_to
         offset = msg.offset() or 0
         update.positions[(topic, partition)] = offset + 1
         update.records += 1
+        headers = events.header_items(msg.headers())
         try:
-            event = events.decode(msg.value(), msg.headers())
+            event = events.decode(msg.value(), headers)
         except EventError as exc:
             update.undecodable.append((msg, str(exc)))
             continue
@@ -86,6 +90,11 @@ def fold(records: list[Message], guards: dict[tuple[str, int], int], *, polls_to
         elif source.offset <= delta.last_offset:
             continue  # a second copy within the batch (an aborted transaction's)
         delta.last_offset = source.offset
+        traced = telemetry.extract(headers)
+        if traced is not None:
+            update.traced.append(traced)
+        if isinstance(event, events_pb2.VoteAccepted | events_pb2.VoteRejected):
+            update.cast_ms.append(event.cast_at.ToMilliseconds())
         if isinstance(event, events_pb2.VoteAccepted):
             delta.counts[event.option_id] += 1
             update.statuses.append(

@@ -18,12 +18,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind
 from redis.exceptions import RedisError
 
 from projector.errors import GuardMismatch
-from projector.projection import fold
+from projector.metrics import (
+    BATCH_SECONDS,
+    PROJECTION_LAG,
+    RECORDS,
+    STALENESS,
+    UNDECODABLE,
+)
+from projector.projection import Update, fold
 from projector.recount import Recount
 from projector.store import ReadModelWriter
+from voting import telemetry
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
@@ -62,6 +73,7 @@ class Projector:
         self._resync = True
         self._backoff_s = 0.0
         self._at_end: set[int] = set()
+        self._reflected: dict[int, int] = {}
         self._heartbeat_at = 0.0
         self.applied = 0
 
@@ -75,24 +87,28 @@ class Projector:
             on_lost=self._on_revoke,
         )
         try:
-            while not stop.is_set():
-                if self._resync and not await self._try_resync():
-                    await asyncio.sleep(self._backoff_s)
-                    continue
-                records = await self._call(
-                    take_batch,
-                    self._consumer,
-                    max_records=self._settings.projector.batch_max,
-                    wait_s=0.2,
-                )
-                if records:
-                    await self._handle(records)
-                await self._heartbeat()
-                await self._sweep_closed_polls()
-                await self._follow_namespace()
+            with telemetry.background():
+                await self._loop(stop)
         finally:
             await self._call(self._consumer.close)
             self._thread.shutdown(wait=True)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self._resync and not await self._try_resync():
+                await asyncio.sleep(self._backoff_s)
+                continue
+            records = await self._call(
+                take_batch,
+                self._consumer,
+                max_records=self._settings.projector.batch_max,
+                wait_s=0.2,
+            )
+            if records:
+                await self._handle(records)
+            await self._heartbeat()
+            await self._sweep_closed_polls()
+            await self._follow_namespace()
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(
@@ -145,8 +161,15 @@ class Projector:
                     "reason": reason,
                 },
             )
+        started = telemetry.now_ns()
         await self._writer.apply(update, self._guards, self._positions)
+        ended = telemetry.now_ns()
         self.applied += update.records
+        _observe(update, started, ended)
+        if update.traced:
+            _trace(update.traced, self._settings.topics.vote_results, started, ended)
+        for partition, cast_ms in update.reflected.items():
+            self._reflected[partition] = max(self._reflected.get(partition, 0), cast_ms)
         for poll_id in update.drained:
             self._start_recount(poll_id)
         self._backoff_s = 0.0
@@ -210,9 +233,20 @@ class Projector:
     async def _heartbeat(self) -> None:
         """Twice a second, records that partitions with nothing left to apply are current."""
         now = time.monotonic()
-        if self._resync or now - self._heartbeat_at < 0.5 or not self._at_end:
+        if self._resync or now - self._heartbeat_at < 0.5:
             return
         self._heartbeat_at = now
+        now_ms = time.time_ns() // 1_000_000
+        for topic, partition in self._assigned:
+            if topic == self._settings.topics.vote_results:
+                behind = (
+                    0
+                    if partition in self._at_end
+                    else now_ms - self._reflected.get(partition, now_ms)
+                )
+                STALENESS.labels(str(partition)).set(max(0, behind) / 1000)
+        if not self._at_end:
+            return
         try:
             await self._writer.mark_caught_up(sorted(self._at_end))
         except (RedisError, OSError):
@@ -254,6 +288,15 @@ class Projector:
                 self._consumer.poll(0.05)
         self._consumer.seek(tp)
 
+    def positions(self) -> dict[int, int]:
+        """Next offset to read, per owned partition of vote-results (for the lag probe)."""
+        prefix = f"{self._settings.topics.vote_results}:"
+        return {
+            int(n[len(prefix) :]): o
+            for n, o in list(self._positions.items())
+            if n.startswith(prefix)
+        }
+
     def _tps(self) -> list[TopicPartition]:
         return [TopicPartition(t, p) for t, p in sorted(self._assigned)]
 
@@ -270,3 +313,36 @@ class Projector:
         self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
         self._at_end.clear()
         self._guards.clear()
+
+
+def _observe(update: Update, started_ns: int, ended_ns: int) -> None:
+    RECORDS.inc(update.records)
+    BATCH_SECONDS.observe((ended_ns - started_ns) / 1e9)
+    if update.undecodable:
+        UNDECODABLE.inc(len(update.undecodable))
+    now_ms = ended_ns // 1_000_000
+    for cast_ms in update.cast_ms:
+        PROJECTION_LAG.observe(max(0, now_ms - cast_ms) / 1000)
+
+
+def _trace(traced: list[Context], topic: str, started_ns: int, ended_ns: int) -> None:
+    """One span for the batch, linked to every sampled vote it applied, and one span in
+    each of those votes' traces, linked to the batch."""
+    links = [Link(trace.get_current_span(ctx).get_span_context()) for ctx in traced]
+    batch = telemetry.span_at(
+        f"{topic} apply batch",
+        parent=None,
+        start_ns=started_ns,
+        end_ns=ended_ns,
+        links=links,
+        attributes={"messaging.batch.message_count": len(traced)},
+    )
+    for ctx in traced:
+        telemetry.span_at(
+            f"{topic} apply",
+            parent=ctx,
+            start_ns=started_ns,
+            end_ns=ended_ns,
+            kind=SpanKind.CONSUMER,
+            links=[Link(batch.get_span_context())],
+        )

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from projector.errors import NotDrained, PollNotClosed, ProjectorError
+from projector.metrics import RECOUNT_MISMATCHES, RECOUNTS
 from voting.config import DynamoDBSettings
 from voting.dynamodb import vote_pk
 from voting.readmodel import CHANGES_CHANNEL, Keys, change_message, drained_field
@@ -111,6 +112,10 @@ class Recount:
             keys=[self.keys.counts(poll_id), self.keys.meta(poll_id)], args=args
         )
         await self._redis.srem(self.keys.closing, poll_id)
+        if finalized:
+            RECOUNTS.labels("matched" if matched else "mismatched").inc()
+            if not matched:
+                RECOUNT_MISMATCHES.inc()
         if finalized and self._notify:
             await self._redis.publish(CHANGES_CHANNEL, change_message(poll_id, int(version)))
             if not matched:

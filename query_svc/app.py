@@ -7,8 +7,8 @@ import asyncio
 from query_svc.feeds import FeedHub
 from query_svc.read_model import ReadModelReader
 from query_svc.service import SERVICE_NAME, QueryService, handler
-from voting import logs
 from voting import redis as redis_clients
+from voting import runtime, telemetry
 from voting.config import Settings
 from voting.server import GrpcServer, Service
 
@@ -36,8 +36,7 @@ async def serve(settings: Settings) -> None:
 
 def main() -> int:
     settings = Settings.from_env()
-    logs.configure(
-        "query-svc", level=settings.telemetry.log_level, faults=settings.telemetry.faults
-    )
+    runtime.setup("query-svc", settings)
     asyncio.run(serve(settings))
+    telemetry.shutdown()
     return 0

@@ -16,18 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from query_svc.errors import QueryError, ReadModelUnavailable
+from query_svc.metrics import FEEDS
 from query_svc.read_model import ReadModelReader, Snapshot
+from voting import telemetry
 from voting.readmodel import CHANGES_CHANNEL, SWITCH_MESSAGE, parse_change
 
 log = logging.getLogger(__name__)
 
 SAFETY_REFRESH_S = 2.0
+# One published snapshot in a hundred gets a span: enough to see fan-out timings, and
+# never one per subscriber or per stream.
+PUSH_TRACE_SAMPLE = 0.01
 
 
 class Feed:
@@ -42,7 +48,8 @@ class Feed:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"feed-{self.poll_id}")
+        with telemetry.background():  # the feed's Redis reads are not a request's
+            self._task = asyncio.create_task(self._run(), name=f"feed-{self.poll_id}")
         await asyncio.shield(self._ready)
 
     def notify(self, version: int) -> None:
@@ -72,6 +79,7 @@ class Feed:
             # the window and, at a steady change rate, pushes would fall behind by up to
             # a whole window.
             rebuild_started = time.monotonic()
+            rebuild_started_ns = telemetry.now_ns()
             try:
                 snapshot = await self._hub.reader.snapshot(self.poll_id)
             except QueryError as exc:
@@ -83,6 +91,18 @@ class Feed:
                 self._dirty.set()
                 continue
             if self.latest is None or snapshot.version > self.latest.version or snapshot.final:
+                if random.random() < PUSH_TRACE_SAMPLE:
+                    telemetry.span_at(
+                        "WatchResults push",
+                        parent=None,
+                        start_ns=rebuild_started_ns,
+                        end_ns=telemetry.now_ns(),
+                        attributes={
+                            "poll_id": self.poll_id,
+                            "version": snapshot.version,
+                            "subscribers": self.subscribers,
+                        },
+                    )
                 self.latest = snapshot
                 waiters, self._next = self._next, asyncio.get_running_loop().create_future()
                 waiters.set_result(snapshot)
@@ -115,7 +135,8 @@ class FeedHub:
         return sum(f.subscribers for f in self._feeds.values())
 
     def start(self) -> None:
-        self._listener = asyncio.create_task(self._listen(), name="feed-hub-listener")
+        with telemetry.background():
+            self._listener = asyncio.create_task(self._listen(), name="feed-hub-listener")
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -145,6 +166,7 @@ class FeedHub:
                 finally:
                     self._starting.pop(poll_id, None)
                 self._feeds[poll_id] = feed
+                FEEDS.set(len(self._feeds))
                 future.set_result(feed)
         feed.subscribers += 1
         return feed
@@ -153,6 +175,7 @@ class FeedHub:
         feed.subscribers -= 1
         if feed.subscribers <= 0 and self._feeds.get(feed.poll_id) is feed:
             del self._feeds[feed.poll_id]
+            FEEDS.set(len(self._feeds))
             asyncio.get_running_loop().create_task(feed.stop())
 
     async def _listen(self) -> None:

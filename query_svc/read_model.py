@@ -26,14 +26,10 @@ class Snapshot:
 
     results: results_pb2.Results
     payload: bytes
-
-    @property
-    def version(self) -> int:
-        return self.results.version
-
-    @property
-    def final(self) -> bool:
-        return self.results.final
+    # Read once here rather than from the message by every subscriber.
+    version: int
+    final: bool
+    updated_at_s: float
 
 
 class ReadModelReader:
@@ -110,7 +106,8 @@ class ReadModelReader:
 
         results = await self.results(poll_id)
         payload = query_service_pb2.WatchResultsResponse(results=results).SerializeToString()
-        return Snapshot(results, payload)
+        updated = results.updated_at.seconds + results.updated_at.nanos / 1e9
+        return Snapshot(results, payload, results.version, results.final, updated)
 
     async def results(self, poll_id: str) -> results_pb2.Results:
         try:
@@ -148,7 +145,11 @@ class ReadModelReader:
         if "updated_at" in meta:
             results.updated_at.FromMilliseconds(int(meta["updated_at"]))
         now_ms = time.time_ns() // 1_000_000
-        reflected = [int(progress.get(str(p).encode(), 0)) for p in range(self._partitions)]
+        # A partition with no progress entry has never carried a decision (the local
+        # broker signals no end-of-partition for an empty one): it holds nothing to miss.
+        reflected = [
+            int(v) for p in range(self._partitions) if (v := progress.get(str(p).encode()))
+        ]
         if results.final:
             if "recount" in raw_meta:
                 results.recount.ParseFromString(raw_meta["recount"])

@@ -5,15 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from query_svc.errors import InvalidQuery, NotYetConsistent, QueryError, VoteNotFound
 from query_svc.feeds import FeedHub
+from query_svc.metrics import PUSH_LATENCY, PUSHES, SUBSCRIBERS
 from query_svc.read_model import ReadModelReader
-from voting import status
+from voting import status, telemetry
 from voting.identity import POLL_ID, VOTE_ID
 from voting.v1 import consistency_pb2, vote_pb2
 from voting.v1 import query_service_pb2 as q
@@ -114,12 +117,23 @@ class QueryService:
     async def WatchResults(
         self, request: q.WatchResultsRequest, context: Context
     ) -> AsyncIterator[bytes]:
-        """Yields serialized WatchResultsResponse messages, shared by every subscriber."""
+        """Yields serialized WatchResultsResponse messages, shared by every subscriber.
+
+        The subscription's set-up gets a span (until the first snapshot is sent); the
+        stream itself never does: it may live for hours.
+        """
+        setup = telemetry.tracer().start_span(
+            "WatchResults subscribe", kind=SpanKind.SERVER, attributes={"poll_id": request.poll_id}
+        )
         try:
             _check_poll_id(request.poll_id)
             feed = await self._hub.acquire(request.poll_id)
         except QueryError as exc:
+            setup.set_status(Status(StatusCode.ERROR, str(exc)))
+            setup.end()
             await status.abort(context, exc.status())
+        SUBSCRIBERS.inc()
+        set_up = False
         try:
             shown = request.after_version
             snapshot = feed.latest
@@ -127,11 +141,19 @@ class QueryService:
                 if snapshot.version > shown:
                     yield snapshot.payload
                     shown = snapshot.version
+                    PUSHES.inc()
+                    PUSH_LATENCY.observe(max(0.0, time.time() - snapshot.updated_at_s))
+                    if not set_up:
+                        set_up = True
+                        setup.end()
                 if snapshot.final:
                     return
                 snapshot = await feed.newer_than(shown)
         finally:
+            SUBSCRIBERS.dec()
             self._hub.release(feed)
+            if not set_up:
+                setup.end()
 
 
 def handler(service: QueryService) -> grpc.GenericRpcHandler:

@@ -29,7 +29,7 @@ from voting.identity import VoterKeys
 from voting.kafka import KafkaClients
 from voting.stack import components
 from voting.stack.components import free_port
-from voting.stack.stack import Stack, StackOptions
+from voting.stack.stack import SERVICES, Stack, StackOptions
 from voting.v1 import (
     command_service_pb2 as cmd,
 )
@@ -92,6 +92,8 @@ class Deployment:
             query_port=free_port(),
             worker_port=free_port(),
             projector_port=free_port(),
+            gateway_port=free_port(),
+            metrics_ports={name: free_port() for name in infra.options.metrics_ports},
             env={**infra.options.env, **isolated},
         )
         self.stack = Stack(options)
@@ -118,10 +120,17 @@ class Deployment:
             "query-svc": "VOTING_QUERY_LISTEN",
             "worker": "VOTING_WORKER_HEALTH_LISTEN",
             "projector": "VOTING_PROJECTOR_LISTEN",
+            "gateway": "VOTING_GATEWAY_LISTEN",
         }[command]
         full_env = {**self.stack.env(), listen: f"127.0.0.1:{port}", **(env or {})}
+        probe = next(s.probe for s in SERVICES.values() if s.command == command)
         component = components.service(
-            name=name, command=command, port=port, env=full_env, log_dir=self.stack.log_dir
+            name=name,
+            command=command,
+            port=port,
+            env=full_env,
+            log_dir=self.stack.log_dir,
+            probe=probe,
         )
         self.stack.launch(component)
         return port

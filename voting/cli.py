@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=Path(".voting"), help="where data and logs live"
     )
     up.add_argument("--partitions", type=int, default=4, help="partitions of the votes topics")
+    up.add_argument(
+        "--otlp-endpoint",
+        default="",
+        help="send traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (Jaeger)",
+    )
     for name, default in (
         ("kafka", 19092),
         ("dynamodb", 18000),
@@ -49,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("query", 50052),
         ("worker", 50053),
         ("projector", 50054),
+        ("gateway", 8080),
     ):
         up.add_argument(f"--{name}-port", type=int, default=default, help=f"port of {name}")
     up.set_defaults(handler=_up, demo=False)
@@ -102,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--seconds", type=float, default=20.0)
     read.add_argument("--json", type=Path, help="where to write the figures")
     read.set_defaults(handler=_bench("bench.read"))
+    sse = benches.add_parser(
+        "sse", help="SSE followers per gateway process vs gRPC streams per query process"
+    )
+    sse.add_argument("--seconds", type=float, default=20.0)
+    sse.add_argument("--json", type=Path, help="where to write the figures")
+    sse.set_defaults(handler=_bench("bench.sse"))
     recount_bench = benches.add_parser("recount", help="recount time for a poll of N votes")
     recount_bench.add_argument("--votes", type=int, default=1_000_000)
     recount_bench.add_argument("--json", type=Path, help="where to write the figures")
@@ -112,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("worker", "command_svc.worker.app:main"),
         ("projector", "projector.app:main"),
         ("query-svc", "query_svc.app:main"),
+        ("gateway", "gateway.app:main"),
     ):
         service = sub.add_parser(
             command, help=f"run the {command} process (settings from VOTING_*)"
@@ -189,7 +202,13 @@ def _run_demo(stack: Any, *, votes: int, rate: float) -> None:
 
     env = stack.env()
     code = asyncio.run(
-        demo(env["VOTING_COMMAND_LISTEN"], env["VOTING_QUERY_LISTEN"], votes=votes, rate=rate)
+        demo(
+            env["VOTING_COMMAND_LISTEN"],
+            env["VOTING_QUERY_LISTEN"],
+            votes=votes,
+            rate=rate,
+            gateway=env["VOTING_GATEWAY_LISTEN"],
+        )
     )
     if code != 0:
         print("voting demo: the demo did not finish; the stack keeps running", flush=True)
@@ -209,6 +228,8 @@ def _up(args: argparse.Namespace) -> int:
         query_port=args.query_port,
         worker_port=args.worker_port,
         projector_port=args.projector_port,
+        gateway_port=args.gateway_port,
+        otlp_endpoint=args.otlp_endpoint,
     )
     stack = Stack(options)
 

@@ -252,6 +252,31 @@ class QuerySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    listen: str = setting(
+        "VOTING_GATEWAY_LISTEN",
+        "127.0.0.1:8080",
+        "Address (host:port) of the HTTP gateway: the results page and its JSON/SSE API.",
+    )
+    query_target: str = setting(
+        "VOTING_GATEWAY_QUERY_TARGET",
+        "",
+        "QueryService the gateway reads from; empty: VOTING_QUERY_LISTEN.",
+    )
+    heartbeat_s: float = setting(
+        "VOTING_GATEWAY_HEARTBEAT_S",
+        15.0,
+        "Seconds between SSE heartbeat comments on a quiet stream (keeps proxies from closing it).",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "VOTING_GATEWAY_CORS_ORIGINS",
+        (),
+        "Origins allowed to call the API from a browser, comma separated "
+        "(e.g. https://example.org); `*` allows any; empty: none.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SecuritySettings:
     environment: Environment = setting(
         "VOTING_ENVIRONMENT",
@@ -282,6 +307,21 @@ class TelemetrySettings:
         "Fault injection for tests and chaos runs, e.g. `worker.before-commit=0.1`: the "
         "process exits as if killed at that point with that probability. Empty: off.",
     )
+    metrics_listen: str = setting(
+        "VOTING_METRICS_LISTEN",
+        "",
+        "Address of the process's Prometheus /metrics endpoint, e.g. 0.0.0.0:9100; empty: none.",
+    )
+    service_name: str = setting(
+        "OTEL_SERVICE_NAME", "", "Service name in traces; empty: the process's own name."
+    )
+    otlp_endpoint: str = setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OTLP/gRPC collector (e.g. Jaeger's http://jaeger:4317); empty: no tracing. The "
+        "other standard OTEL_* variables (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, "
+        "OTEL_TRACES_SAMPLER_ARG, ...) are read by the OpenTelemetry SDK itself.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -295,6 +335,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     projector: ProjectorSettings = field(default_factory=ProjectorSettings)
     query: QuerySettings = field(default_factory=QuerySettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
@@ -329,7 +370,12 @@ def describe(cls: type[Any] = Settings) -> list[tuple[str, str, str]]:
             continue
         factory: Any = f.default_factory
         default = f.default if f.default is not dataclasses.MISSING else factory()
-        shown = json.dumps(default) if isinstance(default, dict) else str(default)
+        if isinstance(default, dict):
+            shown = json.dumps(default)
+        elif isinstance(default, tuple):
+            shown = ",".join(default)
+        else:
+            shown = str(default)
         rows.append((f.metadata["env"], shown, f.metadata["doc"]))
     return rows
 
@@ -362,6 +408,8 @@ def _parse(raw: str, hint: Any, env: str) -> Any:
             if raw not in get_args(hint):
                 raise ValueError(f"{raw!r} is not one of {', '.join(map(str, get_args(hint)))}")
             return raw
+        if origin is tuple and get_args(hint) == (str, ...):
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
         if origin is dict:
             parsed = json.loads(raw) if raw.strip() else {}
             if not isinstance(parsed, dict):

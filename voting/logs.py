@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from voting import faults as fault_points
+from voting.telemetry import trace_ids
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -27,6 +27,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        entry.update(trace_ids())
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
@@ -35,9 +36,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(service: str, *, level: str = "INFO", faults: str = "") -> None:
-    """Routes every logger of the process to JSON lines on stderr; arms fault points."""
-    fault_points.configure(faults)
+def configure(service: str, *, level: str = "INFO") -> None:
+    """Routes every logger of the process to JSON lines on stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

@@ -11,18 +11,97 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram
 
 from voting.config import ServerSettings
 from voting.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# The series names of grpc-ecosystem/go-grpc-prometheus, which dashboards expect.
+HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed on the server, by method and status code",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+HANDLING = Histogram(
+    "grpc_server_handling_seconds",
+    "Time to complete an RPC on the server (unary only: streams live as long as they like)",
+    ["grpc_service", "grpc_method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STARTED = Counter(
+    "grpc_server_started_total", "RPCs started on the server", ["grpc_service", "grpc_method"]
+)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts every RPC by method and final status code, and times unary ones."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        details = handler_call_details
+        # The stubs type handlers as synchronous; on an aio server they hold coroutines.
+        handler: Any = await continuation(details)
+        if handler is None:
+            return None
+        service, _, method = details.method.lstrip("/").partition("/")
+        if handler.unary_unary is not None:
+            inner: Any = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                STARTED.labels(service, method).inc()
+                started = time.perf_counter()
+                try:
+                    return await inner(request, context)
+                finally:
+                    HANDLING.labels(service, method).observe(time.perf_counter() - started)
+                    HANDLED.labels(service, method, _code(context)).inc()
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            stream: Any = handler.unary_stream
+
+            async def streaming(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                STARTED.labels(service, method).inc()
+                try:
+                    async for message in stream(request, context):
+                        yield message
+                finally:
+                    HANDLED.labels(service, method, _code(context)).inc()
+
+            return grpc.unary_stream_rpc_method_handler(
+                streaming,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        result: grpc.RpcMethodHandler[Any, Any] = handler
+        return result
+
+
+def _code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "OK"
 
 
 @dataclass(frozen=True)
@@ -69,6 +148,7 @@ class GrpcServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(
+            interceptors=[MetricsInterceptor()],
             options=server_options(self.settings),
             maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs or None,
         )

@@ -8,8 +8,10 @@ import socket
 
 from command_svc.worker.ledger import VoteLedger
 from command_svc.worker.worker import DedupWorker
-from voting import dynamodb, logs
+from voting import dynamodb, runtime, telemetry
 from voting.config import Settings
+from voting.kafka import KafkaClients
+from voting.lag import LagProbe
 from voting.server import GrpcServer, wait_for_stop_signal
 
 
@@ -23,6 +25,12 @@ async def run(settings: Settings) -> None:
             mode=settings.worker.ledger_writes,
         )
         worker = DedupWorker(settings, ledger, instance_id=f"{socket.gethostname()}-{os.getpid()}")
+        lag = LagProbe(
+            KafkaClients(settings.kafka, settings.topics),
+            group=settings.worker.group_id,
+            topic=settings.topics.votes,
+            positions=worker.positions,
+        ).start()
         stop = asyncio.Event()
         await health.start()
         loop_task = asyncio.create_task(worker.run(stop))
@@ -32,11 +40,13 @@ async def run(settings: Settings) -> None:
         await health.set_serving(False)
         await loop_task  # finishes the batch in hand, commits it, leaves the group
         stopper.cancel()
+        lag.stop()
         await health.stop()
 
 
 def main() -> int:
     settings = Settings.from_env()
-    logs.configure("worker", level=settings.telemetry.log_level, faults=settings.telemetry.faults)
+    runtime.setup("worker", settings)
     asyncio.run(run(settings))
+    telemetry.shutdown()
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
@@ -25,8 +26,17 @@ from confluent_kafka import (
 
 from command_svc.worker.errors import PartitionLost, WorkerError
 from command_svc.worker.ledger import LedgerEntry
-from command_svc.worker.state import ACCEPT, Decision, DedupState, Staged
-from voting import events, faults
+from command_svc.worker.state import (
+    ACCEPT,
+    CLOSED,
+    DUPLICATE,
+    REPEATED,
+    Decision,
+    DedupState,
+    Staged,
+)
+from command_svc.worker.tracing import BatchTrace
+from voting import events, faults, telemetry
 from voting.config import TopicSettings
 from voting.errors import EventError
 from voting.identity import stable_id
@@ -40,6 +50,7 @@ _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PR
 _ACCEPTED_HEADERS = events.headers_for(events_pb2.VoteAccepted)
 _REJECTED_HEADERS = events.headers_for(events_pb2.VoteRejected)
 _CLOSED_HEADERS = events.headers_for(events_pb2.PollClosed)
+_OUTCOMES = {ACCEPT: "accepted", DUPLICATE: "duplicate", CLOSED: "closed", REPEATED: "repeated"}
 
 
 @dataclass(slots=True)
@@ -54,6 +65,9 @@ class Batch:
     )
     ledger: list[LedgerEntry] = field(default_factory=list)
     decided: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    cast_ms: list[int] = field(default_factory=list)
+    trace: BatchTrace = field(default_factory=lambda: BatchTrace(telemetry.now_ns()))
 
 
 class PartitionProcessor:
@@ -123,11 +137,18 @@ class PartitionProcessor:
     # -- deciding (pure: no I/O) -----------------------------------------------------------
 
     def decide(
-        self, records: list[Message], truths: dict[tuple[str, str], str] | None = None
+        self,
+        records: list[Message],
+        truths: dict[tuple[str, str], str] | None = None,
+        *,
+        received_ns: int = 0,
     ) -> Batch:
         """Decides ``records`` (offset order). ``truths`` are votes found in DynamoDB that
         the state did not know (after state loss): the table wins."""
-        batch = Batch(next_offset=self.next_offset)
+        batch = Batch(
+            next_offset=self.next_offset, trace=BatchTrace(received_ns or telemetry.now_ns())
+        )
+        decide_started = telemetry.now_ns()
         staged = batch.staged
         state = self.state
         now_ms = time.time_ns() // 1_000_000
@@ -139,16 +160,23 @@ class PartitionProcessor:
                 continue  # fetched before a rewind
             batch.next_offset = offset + 1
             batch.decided += 1
+            headers = events.header_items(msg.headers())
             try:
-                event = events.decode(msg.value(), msg.headers())
+                event = events.decode(msg.value(), headers)
             except EventError as exc:
                 self._dead_letter(batch, msg, str(exc))
                 continue
+            parent = telemetry.extract(headers)
+            traced = (
+                batch.trace.consume(parent, self._topics.votes, self.partition, offset)
+                if parent is not None
+                else []
+            )
             if isinstance(event, events_pb2.VoteCast):
                 decision = state.decide_vote(
                     staged, event.poll_id, event.voter_key, event.vote_id, offset
                 )
-                self._output_vote(batch, event, decision, offset, now_ms)
+                self._output_vote(batch, event, decision, offset, now_ms=now_ms, traced=traced)
             elif isinstance(event, events_pb2.PollClosed):
                 state.stage_close(staged, event.poll_id, offset)
                 event.source.CopyFrom(
@@ -161,10 +189,18 @@ class PartitionProcessor:
                 self._dead_letter(
                     batch, msg, f"unexpected {type(event).__name__} on {self._topics.votes}"
                 )
+        batch.trace.step("decide", decide_started, telemetry.now_ns())
         return batch
 
     def _output_vote(
-        self, batch: Batch, vote: events_pb2.VoteCast, decision: Decision, offset: int, now_ms: int
+        self,
+        batch: Batch,
+        vote: events_pb2.VoteCast,
+        decision: Decision,
+        offset: int,
+        *,
+        now_ms: int,
+        traced: events.Headers,
     ) -> None:
         source = consistency_pb2.PartitionOffset(partition=self.partition, offset=offset)
         event_id = stable_id("decision", str(self.partition), str(offset), vote.vote_id)
@@ -202,7 +238,15 @@ class PartitionProcessor:
             )
             headers = _REJECTED_HEADERS
         out.occurred_at.FromMilliseconds(now_ms)
-        batch.outputs.append((vote.poll_id.encode(), out.SerializeToString(), headers))
+        batch.outcomes[_OUTCOMES[decision.outcome]] += 1
+        batch.cast_ms.append(vote.occurred_at.ToMilliseconds())
+        batch.outputs.append(
+            (
+                vote.poll_id.encode(),
+                out.SerializeToString(),
+                headers + traced if traced else headers,
+            )
+        )
 
     def _dead_letter(self, batch: Batch, msg: Message, reason: str) -> None:
         headers: events.Headers = list(events.header_items(msg.headers()))
@@ -220,6 +264,7 @@ class PartitionProcessor:
         if producer is None:
             raise PartitionLost(f"partition {self.partition} is not open")
         topics = self._topics
+        started = telemetry.now_ns()
         try:
             producer.begin_transaction()
             for key, value, headers in batch.outputs:
@@ -246,5 +291,6 @@ class PartitionProcessor:
                     f"partition {self.partition} was taken over: {err.str()}"
                 ) from exc
             raise WorkerError(f"transaction on partition {self.partition} failed: {exc}") from exc
+        batch.trace.step(f"{topics.vote_results} publish", started, telemetry.now_ns())
         self.state.apply(batch.staged)
         self.next_offset = batch.next_offset

@@ -28,8 +28,9 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from command_svc.worker.errors import LedgerUnavailable, PartitionLost, WorkerError
 from command_svc.worker.ledger import VoteLedger
+from command_svc.worker.metrics import DEAD_LETTERS, DECISION_LAG, DECISIONS, STAGE_SECONDS
 from command_svc.worker.partition import Batch, PartitionProcessor
-from voting import faults
+from voting import faults, telemetry
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
 
@@ -64,14 +65,15 @@ class DedupWorker:
         )
         try:
             while not stop.is_set():
-                records = await self._on_consumer_thread(
-                    take_batch,
-                    self._consumer,
-                    max_records=self._settings.worker.batch_max,
-                    wait_s=0.2,
-                )
-                if records:
-                    await self._process(records)
+                with telemetry.background():
+                    records = await self._on_consumer_thread(
+                        take_batch,
+                        self._consumer,
+                        max_records=self._settings.worker.batch_max,
+                        wait_s=0.2,
+                    )
+                    if records:
+                        await self._process(records)
         finally:
             # Leaving the group revokes every partition: their producers close with no
             # transaction open, and the survivors take over at once.
@@ -94,9 +96,10 @@ class DedupWorker:
         ]
         if not work:
             return
+        received_ns = telemetry.now_ns()
         try:
             batches = await asyncio.gather(
-                *(self._decide_and_record(proc, recs) for proc, recs in work)
+                *(self._decide_and_record(proc, recs, received_ns) for proc, recs in work)
             )
         except LedgerUnavailable as exc:
             log.warning("DynamoDB unavailable, retrying the batch", extra={"error": str(exc)})
@@ -118,8 +121,10 @@ class DedupWorker:
                     "partition taken over; pausing it until the rebalance",
                     extra={"partition": proc.partition},
                 )
+                batch.trace.finish(ok=False, error=str(outcome))
                 await self._pause(proc.partition)
             elif isinstance(outcome, BaseException):
+                batch.trace.finish(ok=False, error=str(outcome))
                 log.error(
                     "commit failed, reopening the partition",
                     extra={"partition": proc.partition, "error": str(outcome)},
@@ -127,16 +132,27 @@ class DedupWorker:
                 await self._reopen(proc)
             else:
                 self.decided += batch.decided
+                batch.trace.finish(ok=True)
+                _observe(batch)
 
-    async def _decide_and_record(self, proc: PartitionProcessor, records: list[Message]) -> Batch:
+    async def _decide_and_record(
+        self, proc: PartitionProcessor, records: list[Message], received_ns: int
+    ) -> Batch:
         truths: dict[tuple[str, str], str] = {}
         for _ in range(10):
-            batch = proc.decide(records, truths)
+            batch = proc.decide(records, truths, received_ns=received_ns)
             if not batch.ledger:
                 return batch
-            conflicts = await self._ledger.record(batch.ledger, time.time_ns() // 1_000_000)
+            started = telemetry.now_ns()
+            try:
+                conflicts = await self._ledger.record(batch.ledger, started // 1_000_000)
+            except LedgerUnavailable as exc:
+                batch.trace.finish(ok=False, error=str(exc))
+                raise
+            batch.trace.step("dynamodb write", started, telemetry.now_ns())
             if not conflicts:
                 return batch
+            batch.trace.finish(ok=False, error="decided again: DynamoDB knew other votes")
             # DynamoDB already holds another vote for these voters: it wins; decide again.
             for index, stored_vote_id in conflicts.items():
                 entry = batch.ledger[index]
@@ -145,6 +161,10 @@ class DedupWorker:
                 "state disagreed with DynamoDB; re-deciding", extra={"conflicts": len(conflicts)}
             )
         raise WorkerError("decisions did not converge with DynamoDB")
+
+    def positions(self) -> dict[int, int]:
+        """Next offset to decide, per owned partition (for the lag probe)."""
+        return {p: proc.next_offset for p, proc in list(self._processors.items())}
 
     async def _rewind(self, procs: list[PartitionProcessor]) -> None:
         tps = [
@@ -203,3 +223,15 @@ class DedupWorker:
             if proc is not None:
                 proc.close()
         log.info("revoked", extra={"partitions": [tp.partition for tp in partitions]})
+
+
+def _observe(batch: Batch) -> None:
+    for outcome, count in batch.outcomes.items():
+        DECISIONS.labels(outcome).inc(count)
+    if batch.dead_letters:
+        DEAD_LETTERS.labels("worker").inc(len(batch.dead_letters))
+    for stage, (start, end) in batch.trace.steps.items():
+        STAGE_SECONDS.labels(stage.rsplit(" ", 1)[-1]).observe((end - start) / 1e9)
+    now_ms = time.time_ns() // 1_000_000
+    for cast_ms in batch.cast_ms:
+        DECISION_LAG.observe(max(0, now_ms - cast_ms) / 1000)

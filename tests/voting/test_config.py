@@ -178,6 +178,21 @@ def test_client_config_that_is_not_json_is_refused(raw: str) -> None:
         Settings.from_env({"VOTING_KAFKA_CLIENT_CONFIG": raw})
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ()),
+        ("https://a.example", ("https://a.example",)),
+        (" https://a.example , https://b.example,, ", ("https://a.example", "https://b.example")),
+        ("*", ("*",)),
+    ],
+)
+def test_list_settings_are_comma_separated(raw: str, expected: tuple[str, ...]) -> None:
+    settings = Settings.from_env({"VOTING_GATEWAY_CORS_ORIGINS": raw})
+
+    assert settings.gateway.cors_origins == expected
+
+
 def test_every_field_of_every_section_has_an_env_and_a_doc() -> None:
     for section, name, f, _ in _settings():
         assert f.metadata.get("env", "").startswith("VOTING_"), f"{section}.{name}"
@@ -206,6 +221,7 @@ def test_describe_shows_defaults_and_docs() -> None:
     assert rows["VOTING_KAFKA_CLIENT_CONFIG"][0] == "{}"
     assert rows["VOTING_ENVIRONMENT"][0] == "production"
     assert rows["VOTING_REDIS_SOCKET_TIMEOUT_S"][0] == "2.0"
+    assert rows["VOTING_GATEWAY_CORS_ORIGINS"][0] == ""
     assert all(doc for _, doc in rows.values())
 
 
@@ -229,6 +245,8 @@ def _sample(hint: Any, default: Any) -> tuple[str, Any]:
         return str(other), other
     if typing.get_origin(hint) is dict:
         return '{"k": "v"}', {"k": "v"}
+    if typing.get_origin(hint) is tuple:
+        return "x,y", ("x", "y")
     raise AssertionError(f"no sample for {hint!r}")
 
 

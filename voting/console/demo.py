@@ -61,7 +61,9 @@ async def cast(
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
-async def demo(command_target: str, query_target: str, *, votes: int, rate: float) -> int:
+async def demo(
+    command_target: str, query_target: str, *, votes: int, rate: float, gateway: str | None = None
+) -> int:
     poll_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     async with (
         grpc.aio.insecure_channel(command_target) as commands_channel,
@@ -87,6 +89,8 @@ async def demo(command_target: str, query_target: str, *, votes: int, rate: floa
         if poll is None:
             print("voting demo: the poll never reached the read model")
             return 1
+        if gateway is not None:
+            print(f"live results in the browser: http://{gateway}/polls/{poll_id}", flush=True)
         view = LiveView(poll)
         view.progress = Progress("casting", votes)
         painter = asyncio.create_task(redraw(view))

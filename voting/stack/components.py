@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -17,6 +19,9 @@ from voting.process import ProcessSpec
 from voting.stack.errors import StackError
 
 LAUNCHER = Path(__file__).with_name("LoopbackDynamoDB.java")
+
+# How a service says it is ready: the gRPC health service, or HTTP GET /healthz (200).
+Probe = Literal["grpc", "http"]
 
 
 @dataclass(frozen=True)
@@ -136,13 +141,23 @@ def redis(*, port: int, data_dir: Path | None, log_dir: Path) -> Component:
     return Component("redis", spec, lambda: _redis_answers(port), "infra", port)
 
 
-def service(*, name: str, command: str, port: int, env: dict[str, str], log_dir: Path) -> Component:
+def service(
+    *,
+    name: str,
+    command: str,
+    port: int,
+    env: dict[str, str],
+    log_dir: Path,
+    probe: Probe = "grpc",
+) -> Component:
     spec = ProcessSpec(
         name=name,
         argv=[sys.executable, "-m", "voting", command],
         env=env,
         log_path=log_dir / f"{name}.log",
     )
+    if probe == "http":
+        return Component(name, spec, lambda: http_ok(port, "/healthz"), "service", port)
     return Component(name, spec, lambda: grpc_serving(f"127.0.0.1:{port}"), "service", port)
 
 
@@ -174,6 +189,18 @@ def grpc_serving(target: str, *, timeout_s: float = 1.0) -> bool:
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_ok(port: int, path: str, *, timeout_s: float = 1.0) -> bool:
+    """Whether GET ``path`` on 127.0.0.1:``port`` answers 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
 
 
 def _connects(port: int) -> bool:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -20,19 +21,26 @@ from voting.errors import VotingError
 from voting.process import Child, spawn
 from voting.provisioning import provision
 from voting.stack import components
-from voting.stack.components import Component
+from voting.stack.components import Component, Probe
 from voting.stack.errors import StackError
 
 log = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
-# name -> (command of `python -m voting`, port option)
-SERVICES: dict[str, tuple[str, str]] = {
-    "command": ("command-svc", "command_port"),
-    "worker": ("worker", "worker_port"),
-    "projector": ("projector", "projector_port"),
-    "query": ("query-svc", "query_port"),
+
+class ServiceEntry(NamedTuple):
+    command: str  # of `python -m voting`
+    port_option: str  # field of StackOptions
+    probe: Probe = "grpc"
+
+
+SERVICES: dict[str, ServiceEntry] = {
+    "command": ServiceEntry("command-svc", "command_port"),
+    "worker": ServiceEntry("worker", "worker_port"),
+    "projector": ServiceEntry("projector", "projector_port"),
+    "query": ServiceEntry("query-svc", "query_port"),
+    "gateway": ServiceEntry("gateway", "gateway_port", probe="http"),
 }
 READY_TIMEOUT_S = {"kafka": 30.0, "dynamodb": 60.0, "redis": 15.0}
 SERVICE_READY_TIMEOUT_S = 60.0
@@ -48,6 +56,13 @@ class StackOptions:
     query_port: int = 50052
     worker_port: int = 50053
     projector_port: int = 50054
+    gateway_port: int = 8080
+    # Prometheus /metrics of each service.
+    metrics_ports: dict[str, int] = field(
+        default_factory=lambda: {name: 19101 + i for i, name in enumerate(SERVICES)}
+    )
+    # OTLP/gRPC collector the services send traces to (e.g. Jaeger); empty: no tracing.
+    otlp_endpoint: str = ""
     partitions: int = 4
     # In-memory DynamoDB and Redis without AOF: for tests, nothing survives a stop.
     ephemeral: bool = False
@@ -65,9 +80,11 @@ class StackOptions:
                 "query_port",
                 "worker_port",
                 "projector_port",
+                "gateway_port",
             )
         }
-        return cls(**{**ports, **overrides})  # type: ignore[arg-type]
+        metrics = {name: components.free_port() for name in SERVICES}
+        return cls(**{**ports, "metrics_ports": metrics, **overrides})  # type: ignore[arg-type]
 
 
 class Stack:
@@ -91,10 +108,12 @@ class Stack:
             "VOTING_QUERY_LISTEN": f"127.0.0.1:{o.query_port}",
             "VOTING_WORKER_HEALTH_LISTEN": f"127.0.0.1:{o.worker_port}",
             "VOTING_PROJECTOR_LISTEN": f"127.0.0.1:{o.projector_port}",
+            "VOTING_GATEWAY_LISTEN": f"127.0.0.1:{o.gateway_port}",
             "VOTING_PARTITIONS": str(o.partitions),
             # DynamoDB Local accepts any credentials, boto refuses to sign without some.
             "VOTING_DYNAMODB_ACCESS_KEY_ID": "local",
             "VOTING_DYNAMODB_SECRET_ACCESS_KEY": "local",
+            **({"OTEL_EXPORTER_OTLP_ENDPOINT": o.otlp_endpoint} if o.otlp_endpoint else {}),
             **o.env,
         }
 
@@ -111,6 +130,11 @@ class Stack:
             "query": env["VOTING_QUERY_LISTEN"],
             "worker-health": env["VOTING_WORKER_HEALTH_LISTEN"],
             "admin (projector)": env["VOTING_PROJECTOR_LISTEN"],
+            "gateway (web)": f"http://{env['VOTING_GATEWAY_LISTEN']}",
+            "metrics": " ".join(
+                f"{name}=http://127.0.0.1:{port}/metrics"
+                for name, port in self.options.metrics_ports.items()
+            ),
         }
 
     # -- lifecycle -----------------------------------------------------------------
@@ -227,14 +251,18 @@ class Stack:
     def _service(self, name: str, env: dict[str, str] | None = None) -> Component:
         if name not in SERVICES:
             raise StackError(f"unknown service {name!r}", fix=f"one of {', '.join(SERVICES)}")
-        command, port_option = SERVICES[name]
-        port = getattr(self.options, port_option)
+        entry = SERVICES[name]
+        own = {
+            "VOTING_METRICS_LISTEN": f"127.0.0.1:{self.options.metrics_ports[name]}",
+            "OTEL_SERVICE_NAME": f"voting-{name}",
+        }
         return components.service(
             name=name,
-            command=command,
-            port=port,
-            env={**self.env(), **(env or {})},
+            command=entry.command,
+            port=getattr(self.options, entry.port_option),
+            env={**self.env(), **own, **(env or {})},
             log_dir=self.log_dir,
+            probe=entry.probe,
         )
 
     def _prepare_data_dir(self) -> Path:

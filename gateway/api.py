@@ -1,0 +1,163 @@
+"""The HTTP face of the gateway: the results page, JSON and Server-Sent Events.
+
+::
+
+    GET /                              the results page (lists recent polls)
+    GET /polls/{id}                    the results page of one poll
+    GET /api/polls                     ListPolls             (?page_size=&page_token=)
+    GET /api/polls/{id}                GetPoll
+    GET /api/polls/{id}/results        GetResults
+    GET /api/polls/{id}/events         WatchResults as SSE   (honours Last-Event-ID)
+    GET /healthz                       200 while the QueryService answers its health check
+
+Every answer comes from the QueryService; the gateway adds no rule of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gateway.encoding import last_event_id, to_json
+from gateway.errors import UpstreamError
+from gateway.hub import ResultsHub
+from gateway.query import QueryClient
+from voting.config import GatewaySettings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    # Reverse proxies (nginx) would otherwise buffer the stream.
+    "X-Accel-Buffering": "no",
+}
+
+
+class Gateway:
+    def __init__(self, *, client: QueryClient, hub: ResultsHub, settings: GatewaySettings) -> None:
+        self.client = client
+        self.hub = hub
+        self.settings = settings
+        self.stopping = False
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.page)
+        app.router.add_get("/polls/{poll_id}", self.page)
+        app.router.add_static("/static/", STATIC_DIR)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/api/polls", self.list_polls)
+        app.router.add_get("/api/polls/{poll_id}", self.poll)
+        app.router.add_get("/api/polls/{poll_id}/results", self.results)
+        app.router.add_get("/api/polls/{poll_id}/events", self.events)
+        if self.settings.cors_origins:
+            app.router.add_route("OPTIONS", "/api/{tail:.*}", self.preflight)
+            app.on_response_prepare.append(self._cors_headers)
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    async def page(self, _: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        serving = not self.stopping and await self.client.serving()
+        return web.json_response(
+            {
+                "status": "SERVING" if serving else "NOT_SERVING",
+                "query_service": self.client.target,
+                "polls": self.hub.polls,
+                "subscribers": self.hub.subscribers,
+            },
+            status=200 if serving else 503,
+        )
+
+    async def list_polls(self, request: web.Request) -> web.Response:
+        try:
+            page_size = int(request.query.get("page_size", "0"))
+        except ValueError:
+            return _error(400, "INVALID_ARGUMENT", "page_size: a number")
+        try:
+            reply = await self.client.list_polls(
+                page_size=page_size, page_token=request.query.get("page_token", "")
+            )
+        except UpstreamError as exc:
+            return _refused(exc)
+        return _json(to_json(reply))
+
+    async def poll(self, request: web.Request) -> web.Response:
+        try:
+            return _json(to_json(await self.client.poll(request.match_info["poll_id"])))
+        except UpstreamError as exc:
+            return _refused(exc)
+
+    async def results(self, request: web.Request) -> web.Response:
+        try:
+            return _json(to_json(await self.client.results(request.match_info["poll_id"])))
+        except UpstreamError as exc:
+            return _refused(exc)
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        held = last_event_id(request.headers.get("Last-Event-ID"))
+        try:
+            async with self.hub.subscription(request.match_info["poll_id"]) as stream:
+                first = await stream.ready()
+                if first.final and first.version <= held:
+                    # The browser holds the final snapshot: 204 tells EventSource to stop
+                    # reconnecting.
+                    return web.Response(status=204)
+                response = web.StreamResponse(headers=SSE_HEADERS)
+                await response.prepare(request)
+                events = stream.events(held, heartbeat_s=self.settings.heartbeat_s)
+                try:
+                    async with contextlib.aclosing(events):
+                        async for event in events:
+                            await response.write(event)
+                    await response.write_eof()
+                except ConnectionResetError:
+                    pass  # the browser left
+                return response
+        except UpstreamError as exc:
+            return _refused(exc)
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        response = web.Response(status=204)
+        if self._allowed_origin(request) is not None:
+            response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Last-Event-ID"
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    async def _cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = self._allowed_origin(request)
+        if origin is not None and request.path.startswith("/api/"):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers.add("Vary", "Origin")
+
+    def _allowed_origin(self, request: web.Request) -> str | None:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None
+        allowed = self.settings.cors_origins
+        if "*" in allowed:
+            return "*"
+        return origin if origin in allowed else None
+
+    async def _shutdown(self, _: web.Application) -> None:
+        self.stopping = True
+        await self.hub.close()
+
+
+def _json(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def _refused(exc: UpstreamError) -> web.Response:
+    return web.json_response(exc.body(), status=exc.http_status)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    return web.json_response(body, status=status)
