@@ -195,7 +195,7 @@ def test_list_settings_are_comma_separated(raw: str, expected: tuple[str, ...]) 
 
 def test_every_field_of_every_section_has_an_env_and_a_doc() -> None:
     for section, name, f, _ in _settings():
-        assert f.metadata.get("env", "").startswith("VOTING_"), f"{section}.{name}"
+        assert f.metadata.get("env", "").startswith(("VOTING_", "OTEL_")), f"{section}.{name}"
         assert str(f.metadata.get("doc", "")).strip(), f"{section}.{name}"
 
 
@@ -211,7 +211,7 @@ def test_describe_lists_every_variable_exactly_once() -> None:
 
     assert len(variables) == len(set(variables))
     assert variables == declared
-    assert all(v.startswith("VOTING_") for v in variables)
+    assert all(v.startswith(("VOTING_", "OTEL_")) for v in variables)
 
 
 def test_describe_shows_defaults_and_docs() -> None:
@@ -234,6 +234,8 @@ def _default(f: dataclasses.Field[Any]) -> Any:
 
 def _sample(hint: Any, default: Any) -> tuple[str, Any]:
     """A raw value different from the default, and what it should parse to."""
+    if hint is bool:
+        return ("false", False) if default else ("true", True)
     if hint is int:
         return str(default + 11), default + 11
     if hint is float:
