@@ -16,12 +16,12 @@ from typing import Any
 
 from bench.environment import machine, private_stack, write_json
 from bench.stats import rounded
-from command_svc.polls import CLOSED, PollModel
 from projector.recount import Recount
 from voting import dynamodb
 from voting import redis as redis_clients
 from voting.config import Settings
 from voting.dynamodb import ledger_shard, vote_pk
+from voting.polls import CLOSED, PollModel
 from voting.readmodel import Keys, drained_field
 
 OPTIONS = ("a", "b", "c", "d")

@@ -10,16 +10,20 @@ from command_svc.authorization import authorizer_for
 from command_svc.commands import CommandHandler, CommandLimits
 from command_svc.idempotency import RequestLedger
 from command_svc.lifecycle import PollLifecycle
-from command_svc.polls import PollCache, PollStore
+from command_svc.polls import PollStore
+from command_svc.ratelimit import TokenBuckets
 from command_svc.service import CommandService
 from voting import dynamodb, runtime, telemetry
+from voting import redis as redis_clients
 from voting.config import Settings
 from voting.identity import VoterKeys
 from voting.kafka import AsyncProducer, KafkaClients
+from voting.polls import PollCache
+from voting.receipts import ReceiptSigner
 from voting.server import GrpcServer, Service
-from voting.v1 import command_service_pb2, command_service_pb2_grpc
+from voting.v1 import command_service_pb2
 
-SERVICE_NAME = command_service_pb2.DESCRIPTOR.services_by_name["CommandService"].full_name
+SERVICE_DESCRIPTOR = command_service_pb2.DESCRIPTOR.services_by_name["CommandService"]
 
 
 async def serve(settings: Settings) -> None:
@@ -31,7 +35,11 @@ async def serve(settings: Settings) -> None:
         ),
         timeout_s=settings.command.produce_timeout_s,
     )
-    authorizer = authorizer_for(settings.security)
+    authorizer = authorizer_for(settings.auth, settings.security)
+    # Rate limit buckets are shared through Redis, with a short timeout: when Redis is
+    # slow or down, each process falls back to its own buckets and writes go on.
+    limits_redis = redis_clients.client(settings.redis, timeout_s=0.25)
+    rates = settings.rate_limits
     async with dynamodb.client(settings.dynamodb) as ddb:
         store = PollStore(ddb, settings.dynamodb.polls_table)
         handler = CommandHandler(
@@ -49,19 +57,25 @@ async def serve(settings: Settings) -> None:
                 max_inflight_votes=settings.command.max_inflight_votes,
                 ledger_shards=settings.dynamodb.ledger_shards,
             ),
+            voter_limits=TokenBuckets(
+                limits_redis, prefix="rl", rate=rates.voter_per_s, burst=rates.voter_burst
+            ),
+            client_limits=TokenBuckets(
+                limits_redis, prefix="rl", rate=rates.client_per_s, burst=rates.client_burst
+            ),
+            receipts=ReceiptSigner.from_settings(settings.receipts),
         )
-        servicer = CommandService(handler, authorizer, max_batch=settings.command.max_batch)
+        servicer = CommandService(
+            handler,
+            authorizer,
+            max_batch=settings.command.max_batch,
+            require_deadline=settings.auth.require_deadline,
+        )
         server = GrpcServer(
             listen=settings.command.listen,
             settings=settings.server,
-            services=[
-                Service(
-                    SERVICE_NAME,
-                    lambda s: command_service_pb2_grpc.add_CommandServiceServicer_to_server(
-                        servicer, s
-                    ),
-                )
-            ],
+            tls=settings.tls,
+            services=[Service.of(SERVICE_DESCRIPTOR, servicer)],
         )
         lifecycle = asyncio.create_task(PollLifecycle(store, handler, interval_s=2.0).run())
         try:
@@ -71,6 +85,7 @@ async def serve(settings: Settings) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await lifecycle
             await producer.close()
+            await limits_redis.aclose()
 
 
 def main() -> int:

@@ -25,16 +25,20 @@ from command_svc.errors import (
     PollAlreadyExists,
     PollNotFound,
     PollNotOpen,
+    RateLimited,
     RequestIdReused,
     Unavailable,
 )
 from command_svc.idempotency import Ack, RequestLedger
 from command_svc.metrics import VOTES_REFUSED
-from command_svc.polls import PollCache, PollModel, PollStore, now_ms
+from command_svc.polls import PollStore
+from command_svc.ratelimit import TokenBuckets
 from voting.dynamodb import ledger_shard
 from voting.errors import DeliveryError
 from voting.events import new_event_id
 from voting.identity import VoterKeys, stable_id, vote_id_for
+from voting.polls import PRIVATE, PUBLIC, PollCache, PollModel, now_ms
+from voting.receipts import ReceiptSigner, option_digest
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import consistency_pb2, events_pb2, poll_pb2
 
@@ -70,6 +74,9 @@ class CommandHandler:
         ledger: RequestLedger,
         voter_keys: VoterKeys,
         limits: CommandLimits,
+        voter_limits: TokenBuckets,
+        client_limits: TokenBuckets,
+        receipts: ReceiptSigner | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -78,6 +85,9 @@ class CommandHandler:
         self._ledger = ledger
         self._keys = voter_keys
         self._limits = limits
+        self._voter_limits = voter_limits
+        self._client_limits = client_limits
+        self._receipts = receipts
         self._inflight_votes = 0
 
     # -- polls -------------------------------------------------------------------------
@@ -102,6 +112,7 @@ class CommandHandler:
             closes_at_ms=request.closes_at.ToMilliseconds()
             if request.HasField("closes_at")
             else None,
+            visibility=PRIVATE if request.visibility == poll_pb2.VISIBILITY_PRIVATE else PUBLIC,
         )
         stored, created = await self._store.create(poll)
         if not created and stored.create_request_id != request.request_id:
@@ -164,7 +175,7 @@ class CommandHandler:
     # -- votes -------------------------------------------------------------------------
 
     async def cast_votes(
-        self, requests: Sequence[cmd.CastVoteRequest], caller: Principal
+        self, requests: Sequence[cmd.CastVoteRequest], caller: Principal, *, receipts: bool = False
     ) -> list[VoteOutcome]:
         """One outcome per request, in order: an acknowledgement or the reason it failed."""
         now = now_ms()
@@ -174,13 +185,19 @@ class CommandHandler:
         repeats: list[tuple[int, int]] = []
         polls: dict[str, PollModel | CommandError] = {}
         prefix = "requests[{}]." if len(requests) > 1 else ""
+        checked: list[tuple[int, cmd.CastVoteRequest, PollModel, str]] = []
         for index, request in enumerate(requests):
             try:
                 poll = await self._validate(request, polls, caller, now, prefix.format(index))
             except CommandError as exc:
                 outcomes[index] = exc
                 continue
-            voter_key = self._keys.key(request.voter_id)
+            checked.append((index, request, poll, self._keys.key(request.voter_id)))
+        limited = await self._rate_limit(caller, [(i, key) for i, _, _, key in checked])
+        for index, request, poll, voter_key in checked:
+            if index in limited:
+                outcomes[index] = limited[index]
+                continue
             vote_id = vote_id_for(request.poll_id, voter_key, request.request_id)
             earlier = first_in_batch.get(vote_id)
             if earlier is not None:
@@ -198,7 +215,7 @@ class CommandHandler:
                     outcomes[index] = exc
                     continue
                 if ack is not None:
-                    outcomes[index] = _response(ack)
+                    outcomes[index] = self._response(ack, receipts)
                     continue
             vote = events_pb2.VoteCast(
                 event_id=new_event_id(),
@@ -212,7 +229,7 @@ class CommandHandler:
             vote.occurred_at.FromMilliseconds(now)
             pending.append(_Pending(index, vote, claimed))
         if pending:
-            await self._append_votes(pending, outcomes, now)
+            await self._append_votes(pending, outcomes, now, receipts)
         for index, first in repeats:
             if outcomes[index] is None:
                 outcomes[index] = outcomes[first]
@@ -249,11 +266,50 @@ class CommandHandler:
             raise PollNotOpen(poll.poll_id, PollNotOpen.NOT_OPEN_YET)
         if request.option_id not in poll.option_ids:
             raise OptionNotFound(poll.poll_id, request.option_id)
-        self._authorizer.authorize_vote(caller, request.voter_id)
+        self._authorizer.authorize_vote(caller, request.voter_id, request.poll_id)
         return poll
 
+    async def _rate_limit(
+        self, caller: Principal, votes: list[tuple[int, str]]
+    ) -> dict[int, RateLimited]:
+        """The caller's bucket pays for the whole batch, each voter's bucket for its votes;
+        returns the votes refused. Only votes that passed authorization get here, so no
+        caller can drain another voter's bucket."""
+        if not votes:
+            return {}
+        refused: dict[int, RateLimited] = {}
+        (wait,) = await self._client_limits.take([(f"client:{caller.subject}", len(votes))])
+        if wait:
+            for index, _ in votes:
+                refused[index] = RateLimited(
+                    "client",
+                    "too many votes from this caller; retry later",
+                    retry_after_s=wait / 1000,
+                )
+            return refused
+        waits = await self._voter_limits.take([(f"voter:{key}", 1) for _, key in votes])
+        for (index, _), voter_wait in zip(votes, waits, strict=True):
+            if voter_wait:
+                refused[index] = RateLimited(
+                    "voter",
+                    "too many votes from this voter; retry later",
+                    retry_after_s=voter_wait / 1000,
+                )
+        return refused
+
+    def _response(self, ack: Ack, receipts: bool) -> cmd.CastVoteResponse:
+        reply = _response(ack)
+        if receipts and self._receipts is not None:
+            receipt = reply.receipt
+            receipt.vote_id = ack.vote_id
+            receipt.poll_id = ack.poll_id
+            receipt.option_digest = option_digest(ack.vote_id, ack.option_id)
+            receipt.received_at.FromMilliseconds(ack.received_at_ms)
+            self._receipts.sign(receipt)
+        return reply
+
     async def _append_votes(
-        self, pending: list[_Pending], outcomes: list[VoteOutcome | None], now: int
+        self, pending: list[_Pending], outcomes: list[VoteOutcome | None], now: int, receipts: bool
     ) -> None:
         if self._inflight_votes + len(pending) > self._limits.max_inflight_votes:
             for item in pending:
@@ -275,10 +331,17 @@ class CommandHandler:
                 if item.claimed:
                     self._ledger.release(vote_id)
                 continue
-            ack = Ack(vote_id, delivery.partition, delivery.offset, now, item.vote.option_id)
+            ack = Ack(
+                vote_id,
+                delivery.partition,
+                delivery.offset,
+                now,
+                item.vote.option_id,
+                item.vote.poll_id,
+            )
             if item.claimed:
                 self._ledger.complete(ack)
-            outcomes[item.index] = _response(ack)
+            outcomes[item.index] = self._response(ack, receipts)
 
 
 def _response(ack: Ack) -> cmd.CastVoteResponse:

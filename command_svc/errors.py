@@ -12,6 +12,7 @@
     ├── Unauthenticated      UNAUTHENTICATED     ErrorInfo
     ├── PermissionDenied     PERMISSION_DENIED   ErrorInfo
     ├── Overloaded           RESOURCE_EXHAUSTED  RetryInfo
+    ├── RateLimited          RESOURCE_EXHAUSTED  QuotaFailure, RetryInfo
     └── Unavailable          UNAVAILABLE         RetryInfo
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from voting import status
 from voting.errors import VotingError
@@ -132,4 +133,27 @@ class Unavailable(CommandError):
     def status(self) -> status_pb2.Status:
         return status.retry_later(
             grpc.StatusCode.UNAVAILABLE, str(self), after_s=self.retry_after_s
+        )
+
+
+class RateLimited(CommandError):
+    """A voter's or a caller's token bucket is short: retry after ``retry_after_s``."""
+
+    def __init__(self, subject: str, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.retry_after_s = retry_after_s
+
+    def status(self) -> status_pb2.Status:
+        return status.make(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            str(self),
+            error_details_pb2.QuotaFailure(
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(
+                        subject=self.subject, description=str(self)
+                    )
+                ]
+            ),
+            status.retry_delay(self.retry_after_s),
         )

@@ -25,6 +25,7 @@ class Ack:
     offset: int
     received_at_ms: int
     option_id: str
+    poll_id: str
 
 
 class RequestLedger:

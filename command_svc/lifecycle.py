@@ -12,8 +12,9 @@ import logging
 
 from command_svc.commands import CommandHandler
 from command_svc.errors import CommandError
-from command_svc.polls import CLOSED, OPEN, PollStore, now_ms
+from command_svc.polls import PollStore
 from voting import telemetry
+from voting.polls import CLOSED, OPEN, now_ms
 
 log = logging.getLogger(__name__)
 

@@ -1,30 +1,47 @@
-"""The gRPC face of the command side: authenticate, delegate, map errors to statuses."""
+"""The gRPC face of the command side: deadlines, authentication, delegation, statuses."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
-from command_svc.authorization import Authorizer
+from command_svc.authorization import Authorizer, Principal
 from command_svc.commands import CommandHandler
-from command_svc.errors import CommandError
+from command_svc.errors import CommandError, InvalidCommand
 from voting import status
 from voting.v1 import command_service_pb2 as cmd
 
-Context = grpc.aio.ServicerContext[object, object]
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class CommandService:
-    def __init__(self, handler: CommandHandler, authorizer: Authorizer, *, max_batch: int) -> None:
+    def __init__(
+        self,
+        handler: CommandHandler,
+        authorizer: Authorizer,
+        *,
+        max_batch: int,
+        require_deadline: bool,
+    ) -> None:
         self._handler = handler
         self._authorizer = authorizer
         self._max_batch = max_batch
+        self._require_deadline = require_deadline
+
+    def _caller(self, context: Context) -> Principal:
+        """Checks the deadline, then authenticates the caller: before any command runs."""
+        # None when the caller set no deadline (the type stubs say float).
+        remaining: float | None = context.time_remaining()
+        if self._require_deadline and remaining is None:
+            raise InvalidCommand([("deadline", "commands must be sent with a deadline")])
+        return self._authorizer.authenticate(context.invocation_metadata() or ())
 
     async def CreatePoll(
         self, request: cmd.CreatePollRequest, context: Context
     ) -> cmd.CreatePollResponse:
         try:
-            caller = self._authorizer.authenticate(context.invocation_metadata() or ())
-            return await self._handler.create_poll(request, caller)
+            return await self._handler.create_poll(request, self._caller(context))
         except CommandError as exc:
             await status.abort(context, exc.status())
 
@@ -32,8 +49,7 @@ class CommandService:
         self, request: cmd.ClosePollRequest, context: Context
     ) -> cmd.ClosePollResponse:
         try:
-            caller = self._authorizer.authenticate(context.invocation_metadata() or ())
-            return await self._handler.close_poll(request, caller)
+            return await self._handler.close_poll(request, self._caller(context))
         except CommandError as exc:
             await status.abort(context, exc.status())
 
@@ -41,8 +57,8 @@ class CommandService:
         self, request: cmd.CastVoteRequest, context: Context
     ) -> cmd.CastVoteResponse:
         try:
-            caller = self._authorizer.authenticate(context.invocation_metadata() or ())
-            outcome = (await self._handler.cast_votes([request], caller))[0]
+            caller = self._caller(context)
+            outcome = (await self._handler.cast_votes([request], caller, receipts=True))[0]
         except CommandError as exc:
             outcome = exc
         if isinstance(outcome, CommandError):
@@ -53,12 +69,10 @@ class CommandService:
         self, request: cmd.CastVotesRequest, context: Context
     ) -> cmd.CastVotesResponse:
         count = len(request.requests)
-        if not 1 <= count <= self._max_batch:
-            await status.abort(
-                context, status.bad_request([("requests", f"1 to {self._max_batch} votes")])
-            )
         try:
-            caller = self._authorizer.authenticate(context.invocation_metadata() or ())
+            if not 1 <= count <= self._max_batch:
+                raise InvalidCommand([("requests", f"1 to {self._max_batch} votes")])
+            caller = self._caller(context)
         except CommandError as exc:
             await status.abort(context, exc.status())
         outcomes = await self._handler.cast_votes(request.requests, caller)

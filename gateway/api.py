@@ -89,19 +89,24 @@ class Gateway:
 
     async def poll(self, request: web.Request) -> web.Response:
         try:
-            return _json(to_json(await self.client.poll(request.match_info["poll_id"])))
+            poll = await self.client.poll(request.match_info["poll_id"], _auth(request))
+            return _json(to_json(poll))
         except UpstreamError as exc:
             return _refused(exc)
 
     async def results(self, request: web.Request) -> web.Response:
         try:
-            return _json(to_json(await self.client.results(request.match_info["poll_id"])))
+            results = await self.client.results(request.match_info["poll_id"], _auth(request))
+            return _json(to_json(results))
         except UpstreamError as exc:
             return _refused(exc)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         held = last_event_id(request.headers.get("Last-Event-ID"))
         try:
+            # The query service decides whether this browser may follow the poll; the
+            # stream it then joins is shared by every browser following it.
+            await self.client.results(request.match_info["poll_id"], _auth(request))
             async with self.hub.subscription(request.match_info["poll_id"]) as stream:
                 first = await stream.ready()
                 if first.final and first.version <= held:
@@ -148,6 +153,11 @@ class Gateway:
     async def _shutdown(self, _: web.Application) -> None:
         self.stopping = True
         await self.hub.close()
+
+
+def _auth(request: web.Request) -> str | None:
+    """The browser's Authorization header, passed through untouched."""
+    return request.headers.get("Authorization")
 
 
 def _json(text: str, status: int = 200) -> web.Response:

@@ -31,7 +31,11 @@ async def serve(settings: Settings) -> None:
     response ends (browsers reconnect, resuming with Last-Event-ID), and in-flight
     requests get VOTING_SHUTDOWN_GRACE_S to finish."""
     host, port = split_listen(settings.gateway.listen)
-    client = QueryClient(settings.gateway.query_target or settings.query.listen)
+    client = QueryClient(
+        settings.gateway.query_target or settings.query.listen,
+        tls=settings.tls,
+        token=settings.gateway.token,
+    )
     gateway = Gateway(client=client, hub=ResultsHub(client.watch), settings=settings.gateway)
     # handler_cancellation: a browser that goes away cancels its SSE handler at once, so
     # the poll's upstream stream closes as soon as its last browser leaves.

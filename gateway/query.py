@@ -9,6 +9,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import UpstreamError
+from voting.config import TlsSettings
+from voting.tls import aio_channel
 from voting.v1 import poll_pb2, query_service_pb2_grpc, results_pb2
 from voting.v1 import query_service_pb2 as q
 
@@ -29,17 +31,24 @@ _CHANNEL_OPTIONS = [
 
 
 class QueryClient:
-    def __init__(self, target: str) -> None:
+    """Unary calls carry the browser's own ``Authorization`` header, so the query service
+    decides what each browser may read; the shared WatchResults streams carry the
+    gateway's token (``VOTING_GATEWAY_TOKEN``, scope ``read:*`` for private polls)."""
+
+    def __init__(self, target: str, *, tls: TlsSettings, token: str = "") -> None:
         self.target = target
-        self._channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        self._channel = aio_channel(target, tls, _CHANNEL_OPTIONS)
+        self._own = [("authorization", f"Bearer {token}")] if token else None
         self._queries: Any = query_service_pb2_grpc.QueryServiceStub(self._channel)
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close()
 
-    async def poll(self, poll_id: str) -> poll_pb2.Poll:
-        reply = await self._unary(self._queries.GetPoll, q.GetPollRequest(poll_id=poll_id))
+    async def poll(self, poll_id: str, authorization: str | None = None) -> poll_pb2.Poll:
+        reply = await self._unary(
+            self._queries.GetPoll, q.GetPollRequest(poll_id=poll_id), authorization
+        )
         poll: poll_pb2.Poll = reply.poll
         return poll
 
@@ -48,8 +57,11 @@ class QueryClient:
         reply: q.ListPollsResponse = await self._unary(self._queries.ListPolls, request)
         return reply
 
-    async def results(self, poll_id: str) -> results_pb2.Results:
-        reply = await self._unary(self._queries.GetResults, q.GetResultsRequest(poll_id=poll_id))
+    async def results(self, poll_id: str, authorization: str | None = None) -> results_pb2.Results:
+        """The poll's results, as the browser behind ``authorization`` may read them."""
+        reply = await self._unary(
+            self._queries.GetResults, q.GetResultsRequest(poll_id=poll_id), authorization
+        )
         results: results_pb2.Results = reply.results
         return results
 
@@ -58,7 +70,7 @@ class QueryClient:
     ) -> AsyncGenerator[results_pb2.Results, None]:
         """WatchResults: snapshots newer than ``after_version`` until the FINAL one."""
         call = self._queries.WatchResults(
-            q.WatchResultsRequest(poll_id=poll_id, after_version=after_version)
+            q.WatchResultsRequest(poll_id=poll_id, after_version=after_version), metadata=self._own
         )
         try:
             async for message in call:
@@ -78,8 +90,9 @@ class QueryClient:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
-    async def _unary(self, method: Any, request: Any) -> Any:
+    async def _unary(self, method: Any, request: Any, authorization: str | None = None) -> Any:
+        metadata = [("authorization", authorization)] if authorization else None
         try:
-            return await method(request, timeout=CALL_TIMEOUT_S)
+            return await method(request, timeout=CALL_TIMEOUT_S, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise UpstreamError.from_rpc(exc) from exc

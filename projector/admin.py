@@ -12,6 +12,7 @@ from projector.errors import NotDrained, PollNotClosed, ProjectorError
 from projector.recount import Recount, RecountOutcome
 from voting import status
 from voting.identity import POLL_ID
+from voting.tokens import AdminGate, InvalidToken, NotPermitted
 from voting.v1 import admin_service_pb2 as admin
 from voting.v1 import poll_pb2, results_pb2
 
@@ -20,12 +21,23 @@ DEFAULT_DRAIN_WAIT_S = 30.0
 
 
 class AdminService:
-    def __init__(self, recount: Recount) -> None:
+    def __init__(self, recount: Recount, gate: AdminGate) -> None:
         self._recount = recount
+        self._gate = gate
 
     async def RecountPoll(
         self, request: admin.RecountPollRequest, context: Context
     ) -> admin.RecountPollResponse:
+        try:
+            self._gate.check(context.invocation_metadata() or ())
+        except InvalidToken as exc:
+            await status.abort(
+                context, status.error_info(grpc.StatusCode.UNAUTHENTICATED, exc.reason, str(exc))
+            )
+        except NotPermitted as exc:
+            await status.abort(
+                context, status.error_info(grpc.StatusCode.PERMISSION_DENIED, exc.reason, str(exc))
+            )
         if not POLL_ID.fullmatch(request.poll_id):
             await status.abort(context, status.bad_request([("poll_id", "not a poll id")]))
         remaining: float | None = context.time_remaining()

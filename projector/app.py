@@ -23,9 +23,10 @@ from voting.kafka import KafkaClients
 from voting.lag import LagProbe
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
 from voting.server import GrpcServer, Service, wait_for_stop_signal
-from voting.v1 import admin_service_pb2, admin_service_pb2_grpc
+from voting.tokens import AdminGate
+from voting.v1 import admin_service_pb2
 
-SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+SERVICE_DESCRIPTOR = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 
 
 async def active_namespace(client: aioredis.Redis) -> str:
@@ -49,16 +50,12 @@ async def run(settings: Settings) -> None:
     )
     async with dynamodb.client(settings.dynamodb) as ddb:
         recount = Recount(ddb, settings.dynamodb, client, keys)
-        admin = AdminService(recount)
+        admin = AdminService(recount, AdminGate.from_settings(settings.auth, settings.security))
         server = GrpcServer(
             listen=settings.projector.listen,
             settings=settings.server,
-            services=[
-                Service(
-                    SERVICE_NAME,
-                    lambda s: admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, s),
-                )
-            ],
+            tls=settings.tls,
+            services=[Service.of(SERVICE_DESCRIPTOR, admin)],
         )
         projector = Projector(
             settings, writer, instance_id=f"{socket.gethostname()}-{os.getpid()}", recount=recount

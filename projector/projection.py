@@ -104,6 +104,7 @@ def fold(records: list[Message], guards: dict[tuple[str, int], int], *, polls_to
                         vote_pb2.VOTE_STATE_ACCEPTED,
                         option_id=event.option_id,
                         decided_at_ms=event.occurred_at.ToMilliseconds(),
+                        voter_key=event.voter_key,
                     ),
                 )
             )
@@ -118,6 +119,7 @@ def fold(records: list[Message], guards: dict[tuple[str, int], int], *, polls_to
                             reason=event.reason,
                             accepted_vote_id=event.accepted_vote_id,
                             decided_at_ms=event.occurred_at.ToMilliseconds(),
+                            voter_key=event.voter_key,
                         ),
                     )
                 )

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
+from query_svc.access import Access
 from query_svc.feeds import FeedHub
 from query_svc.read_model import ReadModelReader
-from query_svc.service import SERVICE_NAME, QueryService, handler
+from query_svc.service import QueryService
+from voting import dynamodb, runtime, telemetry
 from voting import redis as redis_clients
-from voting import runtime, telemetry
 from voting.config import Settings
+from voting.polls import PollCache, read_poll
+from voting.receipts import ReceiptVerifier
 from voting.server import GrpcServer, Service
+from voting.v1 import query_service_pb2
+
+SERVICE_DESCRIPTOR = query_service_pb2.DESCRIPTOR.services_by_name["QueryService"]
 
 
 async def serve(settings: Settings) -> None:
@@ -21,16 +27,28 @@ async def serve(settings: Settings) -> None:
         redis_clients.pubsub_client(settings.redis),
         max_rate=settings.query.max_updates_per_second,
     )
-    service = QueryService(reader, hub)
-    generic = handler(service)
-    server = GrpcServer(
-        listen=settings.query.listen,
-        settings=settings.server,
-        services=[Service(SERVICE_NAME, lambda s: s.add_generic_rpc_handlers((generic,)))],
-        on_stop=hub.close,
-    )
-    hub.start()
-    await server.serve_until_signal()
+    async with dynamodb.client(settings.dynamodb) as ddb:
+        table = settings.dynamodb.polls_table
+        polls = PollCache(
+            lambda poll_id: read_poll(ddb, table, poll_id), ttl_s=settings.command.poll_cache_ttl_s
+        )
+        service = QueryService(
+            reader,
+            hub,
+            access=Access.from_settings(settings.auth, settings.security, polls=polls),
+            receipts=ReceiptVerifier.from_settings(settings.receipts),
+        )
+        server = GrpcServer(
+            listen=settings.query.listen,
+            settings=settings.server,
+            tls=settings.tls,
+            services=[
+                Service.of(SERVICE_DESCRIPTOR, service, preserialized=frozenset({"WatchResults"}))
+            ],
+            on_stop=hub.close,
+        )
+        hub.start()
+        await server.serve_until_signal()
     await client.aclose()
 
 

@@ -7,7 +7,9 @@
     ├── PollNotFound          NOT_FOUND           ResourceInfo
     ├── VoteNotFound          NOT_FOUND           ResourceInfo
     ├── NotYetConsistent      DEADLINE_EXCEEDED   the token's position was not reached in time
-    └── ReadModelUnavailable  UNAVAILABLE         RetryInfo
+    ├── Unauthenticated       UNAUTHENTICATED     ErrorInfo
+    ├── PermissionDenied      PERMISSION_DENIED   ErrorInfo
+    └── ReadModelUnavailable  UNAVAILABLE         RetryInfo (also: the polls table)
 """
 
 from __future__ import annotations
@@ -63,3 +65,21 @@ class ReadModelUnavailable(QueryError):
         return status.retry_later(
             grpc.StatusCode.UNAVAILABLE, f"the read model is unavailable: {self}", after_s=1.0
         )
+
+
+class Unauthenticated(QueryError):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def status(self) -> status_pb2.Status:
+        return status.error_info(grpc.StatusCode.UNAUTHENTICATED, self.reason, str(self))
+
+
+class PermissionDenied(QueryError):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def status(self) -> status_pb2.Status:
+        return status.error_info(grpc.StatusCode.PERMISSION_DENIED, self.reason, str(self))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,28 +13,34 @@ from typing import Any
 import grpc
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from query_svc.access import Access
 from query_svc.errors import InvalidQuery, NotYetConsistent, QueryError, VoteNotFound
 from query_svc.feeds import FeedHub
 from query_svc.metrics import PUSH_LATENCY, PUSHES, SUBSCRIBERS
 from query_svc.read_model import ReadModelReader
 from voting import status, telemetry
 from voting.identity import POLL_ID, VOTE_ID
+from voting.readmodel import VoteStatus
+from voting.receipts import InvalidReceipt, ReceiptVerifier, option_digest
 from voting.v1 import consistency_pb2, vote_pb2
 from voting.v1 import query_service_pb2 as q
 
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
-SERVICE_NAME = q.DESCRIPTOR.services_by_name["QueryService"].full_name
 MAX_CONSISTENCY_WAIT_S = 30.0
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
 
 class QueryService:
-    def __init__(self, reader: ReadModelReader, hub: FeedHub) -> None:
+    def __init__(
+        self, reader: ReadModelReader, hub: FeedHub, *, access: Access, receipts: ReceiptVerifier
+    ) -> None:
         self._reader = reader
         self._hub = hub
+        self._access = access
+        self._receipts = receipts
 
     async def GetPoll(self, request: q.GetPollRequest, context: Context) -> q.GetPollResponse:
         try:
@@ -62,6 +69,7 @@ class QueryService:
     ) -> q.GetResultsResponse:
         try:
             _check_poll_id(request.poll_id)
+            await self._access.check_results(request.poll_id, context.invocation_metadata() or ())
             if request.HasField("consistency_token"):
                 _check_token(request.consistency_token)
                 if not await self._reader.wait_for(
@@ -103,6 +111,10 @@ class QueryService:
                     "no decision is known for this vote (yet); "
                     "pass the consistency token to wait for it",
                 )
+            self._access.check_vote_owner(context.invocation_metadata() or (), found.voter_key)
+            counted = (
+                self._counted_as_cast(request, found) if request.HasField("receipt") else False
+            )
         except QueryError as exc:
             await status.abort(context, exc.status())
         reply = q.GetVoteStatusResponse(
@@ -110,9 +122,24 @@ class QueryService:
             state=found.state,  # type: ignore[arg-type]
             reason=found.reason,  # type: ignore[arg-type]
             option_id=found.option_id,
+            counted_as_cast=counted,
         )
         reply.decided_at.FromMilliseconds(found.decided_at_ms)
         return reply
+
+    def _counted_as_cast(self, request: q.GetVoteStatusRequest, found: VoteStatus) -> bool:
+        """Whether the vote the receipt vouches for was counted for the option it names."""
+        receipt = request.receipt
+        try:
+            self._receipts.verify(receipt)
+        except InvalidReceipt as exc:
+            raise InvalidQuery([("receipt", str(exc))]) from exc
+        if receipt.vote_id != request.vote_id or receipt.poll_id != request.poll_id:
+            raise InvalidQuery([("receipt", "the receipt is for another vote")])
+        return found.state == vote_pb2.VOTE_STATE_ACCEPTED and hmac.compare_digest(
+            option_digest(request.vote_id, found.option_id),
+            receipt.option_digest,
+        )
 
     async def WatchResults(
         self, request: q.WatchResultsRequest, context: Context
@@ -127,6 +154,7 @@ class QueryService:
         )
         try:
             _check_poll_id(request.poll_id)
+            await self._access.check_results(request.poll_id, context.invocation_metadata() or ())
             feed = await self._hub.acquire(request.poll_id)
         except QueryError as exc:
             setup.set_status(Status(StatusCode.ERROR, str(exc)))
@@ -154,34 +182,6 @@ class QueryService:
             self._hub.release(feed)
             if not set_up:
                 setup.end()
-
-
-def handler(service: QueryService) -> grpc.GenericRpcHandler:
-    """Method handlers; WatchResults sends pre-serialized bytes (serialized once per version)."""
-
-    def unary(fn: Any, request: Any, response: Any) -> grpc.RpcMethodHandler[Any, Any]:
-        return grpc.unary_unary_rpc_method_handler(
-            fn,
-            request_deserializer=request.FromString,
-            response_serializer=response.SerializeToString,
-        )
-
-    return grpc.method_handlers_generic_handler(
-        SERVICE_NAME,
-        {
-            "GetPoll": unary(service.GetPoll, q.GetPollRequest, q.GetPollResponse),
-            "ListPolls": unary(service.ListPolls, q.ListPollsRequest, q.ListPollsResponse),
-            "GetResults": unary(service.GetResults, q.GetResultsRequest, q.GetResultsResponse),
-            "GetVoteStatus": unary(
-                service.GetVoteStatus, q.GetVoteStatusRequest, q.GetVoteStatusResponse
-            ),
-            "WatchResults": grpc.unary_stream_rpc_method_handler(
-                service.WatchResults,
-                request_deserializer=q.WatchResultsRequest.FromString,
-                response_serializer=bytes,
-            ),
-        },
-    )
 
 
 def _check_poll_id(poll_id: str) -> None:

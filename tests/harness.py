@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 import redis
@@ -27,9 +27,12 @@ from voting import dynamodb, events
 from voting.config import Settings
 from voting.identity import VoterKeys
 from voting.kafka import KafkaClients
+from voting.keys import DEV_KEY_ID, development_keys
 from voting.stack import components
 from voting.stack.components import free_port
 from voting.stack.stack import SERVICES, Stack, StackOptions
+from voting.tls import sync_channel
+from voting.tokens import TokenIssuer, load_private_key
 from voting.v1 import (
     command_service_pb2 as cmd,
 )
@@ -64,6 +67,8 @@ class Deployment:
         *,
         env: dict[str, str] | None = None,
         broker_shows_aborted_records: bool = True,
+        auth: Literal["development", "jwt"] = "development",
+        tls: Literal["off", "on", "mutual"] = "off",
     ) -> None:
         # Tansu shows records of aborted transactions to read_committed readers; real
         # Kafka hides them. Tests that prove we tolerate them can check they happened.
@@ -95,6 +100,8 @@ class Deployment:
             gateway_port=free_port(),
             metrics_ports={name: free_port() for name in infra.options.metrics_ports},
             env={**infra.options.env, **isolated},
+            auth=auth,
+            tls=tls,
         )
         self.stack = Stack(options)
         self.settings = self.stack.settings()
@@ -105,6 +112,22 @@ class Deployment:
         self.voter_keys = VoterKeys.from_settings(self.settings.security)
         self._channels: dict[str, grpc.Channel] = {}
         self.decision_records = 0
+        self._issuer = TokenIssuer(
+            load_private_key(development_keys(data_dir / "keys").token_private.read_bytes()),
+            kid=DEV_KEY_ID,
+            issuer=self.settings.auth.jwt_issuer,
+            audience=self.settings.auth.jwt_audience,
+        )
+
+    def token(
+        self, subject: str, *scopes: str, ttl_s: float = 600, now: float | None = None
+    ) -> str:
+        """A token signed with this deployment's development key."""
+        return self._issuer.issue(subject, list(scopes), ttl_s=ttl_s, now=now)
+
+    @staticmethod
+    def bearer(token: str) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {token}")]
 
     # -- processes -------------------------------------------------------------------------
 
@@ -142,7 +165,7 @@ class Deployment:
     def stub_at(self, port: int, stub: Any) -> Any:
         key = f"port-{port}"
         if key not in self._channels:
-            self._channels[key] = grpc.insecure_channel(f"127.0.0.1:{port}")
+            self._channels[key] = sync_channel(f"127.0.0.1:{port}", self.settings.tls)
         return stub(self._channels[key])
 
     def log_count(self, name: str, text: str) -> int:
@@ -186,7 +209,7 @@ class Deployment:
     def channel(self, service: str) -> grpc.Channel:
         if service not in self._channels:
             port = getattr(self.stack.options, f"{service}_port")
-            self._channels[service] = grpc.insecure_channel(f"127.0.0.1:{port}")
+            self._channels[service] = sync_channel(f"127.0.0.1:{port}", self.settings.tls)
         return self._channels[service]
 
     @property
@@ -210,8 +233,17 @@ class Deployment:
                 **kw,
             ),
             timeout=30,
+            metadata=self.admin_metadata(),
         )
         return poll_id
+
+    def admin_metadata(self) -> list[tuple[str, str]] | None:
+        """An admin's bearer token when the deployment checks tokens."""
+        return (
+            self.bearer(self.token("operator", "admin"))
+            if self.settings.auth.mode == "jwt"
+            else None
+        )
 
     # -- reading the stores ----------------------------------------------------------------
 

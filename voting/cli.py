@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -42,6 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--partitions", type=int, default=4, help="partitions of the votes topics")
     up.add_argument(
+        "--auth",
+        choices=["development", "jwt"],
+        default="development",
+        help="development: anyone may do anything; jwt: tokens from `voting token issue`",
+    )
+    up.add_argument(
+        "--tls",
+        choices=["off", "on", "mutual"],
+        default="off",
+        help="TLS on every gRPC server with development certificates (mutual: client certs too)",
+    )
+    up.add_argument(
         "--otlp-endpoint",
         default="",
         help="send traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (Jaeger)",
@@ -69,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="follow a poll's live results until they are final")
     watch.add_argument("poll_id")
     watch.add_argument("--query", help="QueryService address (default: VOTING_QUERY_LISTEN)")
+    watch.add_argument("--token", default="", help="bearer token (private polls)")
     watch.set_defaults(handler=_watch)
 
     init = sub.add_parser("init", help="create topics and tables (idempotent)")
@@ -85,6 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=60.0, help="seconds to wait for the pipeline to drain"
     )
     recount.set_defaults(handler=_recount)
+
+    token = sub.add_parser("token", help="development tokens")
+    tokens = token.add_subparsers(required=True, metavar="ACTION")
+    issue = tokens.add_parser("issue", help="mint a signed token (development keys by default)")
+    issue.add_argument("--subject", required=True, help="the voter id (or a service's name)")
+    issue.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="vote:<poll>, vote:*, read:<poll>, read:*, admin (repeatable)",
+    )
+    issue.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    issue.add_argument("--key", type=Path, help="signing key (default: <data-dir>/keys/token.pem)")
+    issue.add_argument("--kid", default="dev", help="key id in the token header")
+    issue.add_argument("--data-dir", type=Path, default=Path(".voting"))
+    issue.set_defaults(handler=_issue_token)
 
     projection = sub.add_parser("projection", help="operate the read model")
     projections = projection.add_subparsers(required=True, metavar="ACTION")
@@ -163,8 +193,9 @@ def _watch(args: argparse.Namespace) -> int:
 
     from voting.console.watch import watch  # noqa: PLC0415
 
-    target = args.query or Settings.from_env().query.listen
-    return asyncio.run(watch(target, args.poll_id))
+    settings = Settings.from_env()
+    target = args.query or settings.query.listen
+    return asyncio.run(watch(target, args.poll_id, tls=settings.tls, token=args.token))
 
 
 def _init(_: argparse.Namespace) -> int:
@@ -189,6 +220,22 @@ def _rebuild(args: argparse.Namespace) -> int:
     return rebuild_main(drop_previous=args.drop_previous)
 
 
+def _issue_token(args: argparse.Namespace) -> int:
+    from voting.keys import development_keys  # noqa: PLC0415
+    from voting.tokens import TokenIssuer, load_private_key  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    path = args.key or development_keys(args.data_dir / "keys").token_private
+    issuer = TokenIssuer(
+        load_private_key(path.read_bytes()),
+        kid=args.kid,
+        issuer=settings.auth.jwt_issuer,
+        audience=settings.auth.jwt_audience,
+    )
+    print(issuer.issue(args.subject, args.scope, ttl_s=args.ttl))
+    return 0
+
+
 def _config(_: argparse.Namespace) -> int:
     for env, default, doc in describe():
         print(f"{env}={default}\n    {doc}")
@@ -201,6 +248,20 @@ def _run_demo(stack: Any, *, votes: int, rate: float) -> None:
     from voting.console.demo import demo  # noqa: PLC0415
 
     env = stack.env()
+    settings = stack.settings()
+    token = ""
+    if settings.auth.mode == "jwt":
+        from voting.keys import DEV_KEY_ID, development_keys  # noqa: PLC0415
+        from voting.tokens import TokenIssuer, load_private_key  # noqa: PLC0415
+
+        key = development_keys(stack.options.data_dir / "keys").token_private
+        issuer = TokenIssuer(
+            load_private_key(key.read_bytes()),
+            kid=DEV_KEY_ID,
+            issuer=settings.auth.jwt_issuer,
+            audience=settings.auth.jwt_audience,
+        )
+        token = issuer.issue("demo", ["admin", "proxy:*", "read:*"])
     code = asyncio.run(
         demo(
             env["VOTING_COMMAND_LISTEN"],
@@ -208,6 +269,8 @@ def _run_demo(stack: Any, *, votes: int, rate: float) -> None:
             votes=votes,
             rate=rate,
             gateway=env["VOTING_GATEWAY_LISTEN"],
+            tls=settings.tls,
+            token=token,
         )
     )
     if code != 0:
@@ -230,6 +293,8 @@ def _up(args: argparse.Namespace) -> int:
         projector_port=args.projector_port,
         gateway_port=args.gateway_port,
         otlp_endpoint=args.otlp_endpoint,
+        auth=args.auth,
+        tls=args.tls,
     )
     stack = Stack(options)
 
@@ -246,7 +311,11 @@ def _up(args: argparse.Namespace) -> int:
             print(f"  {name:<17} {address}")
         print("environment that points tools (voting watch, voting recount, ...) at this stack:")
         for key, value in stack.env().items():
-            print(f"  export {key}={value}")
+            if "\n" in value:
+                continue  # key material: the services read it, a shell line cannot hold it
+            secret = any(w in key for w in ("SECRET", "PASSWORD")) and value != "local"
+            shown = "***" if secret else shlex.quote(value)
+            print(f"  export {key}={shown}")
         if args.demo and not args.infra_only:
             _run_demo(stack, votes=args.votes, rate=args.rate)
         print("Ctrl-C stops everything.", flush=True)

@@ -268,6 +268,13 @@ class GatewaySettings:
         15.0,
         "Seconds between SSE heartbeat comments on a quiet stream (keeps proxies from closing it).",
     )
+    token: str = setting(
+        "VOTING_GATEWAY_TOKEN",
+        "",
+        "The gateway's own bearer token for the WatchResults streams it shares between "
+        "browsers (scope `read:*` to serve private polls); each browser's access is still "
+        "checked with its own token.",
+    )
     cors_origins: tuple[str, ...] = setting(
         "VOTING_GATEWAY_CORS_ORIGINS",
         (),
@@ -294,6 +301,89 @@ class SecuritySettings:
     @property
     def development(self) -> bool:
         return self.environment == "development"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthSettings:
+    mode: Literal["jwt", "development"] = setting(
+        "VOTING_AUTH_MODE",
+        "jwt",
+        "How callers are authenticated: `jwt` (signed bearer tokens) or `development` "
+        "(anyone may do anything; refused unless VOTING_ENVIRONMENT=development).",
+    )
+    jwt_public_keys: str = setting(
+        "VOTING_JWT_PUBLIC_KEYS",
+        "",
+        "Token verification keys as a JSON object {kid: PEM public key} (Ed25519 or P-256).",
+    )
+    jwt_keys_dir: str = setting(
+        "VOTING_JWT_KEYS_DIR",
+        "",
+        "Directory of `<kid>.pub.pem` token verification keys (e.g. a mounted secret).",
+    )
+    jwt_issuer: str = setting("VOTING_JWT_ISSUER", "voting", "Required `iss` of tokens.")
+    jwt_audience: str = setting("VOTING_JWT_AUDIENCE", "voting", "Required `aud` of tokens.")
+    require_deadline: bool = setting(
+        "VOTING_REQUIRE_DEADLINE",
+        True,
+        "Refuse commands sent without a deadline (INVALID_ARGUMENT): a call that may hang "
+        "forever holds server resources forever.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimitSettings:
+    voter_per_s: float = setting(
+        "VOTING_RATE_VOTER_PER_S",
+        1.0,
+        "Votes a voter may cast per second, sustained (token bucket refill); 0: no limit.",
+    )
+    voter_burst: float = setting("VOTING_RATE_VOTER_BURST", 5.0, "Votes a voter may cast at once.")
+    client_per_s: float = setting(
+        "VOTING_RATE_CLIENT_PER_S",
+        0.0,
+        "Votes one authenticated caller may send per second (a gateway sends for many "
+        "voters); 0: no limit.",
+    )
+    client_burst: float = setting(
+        "VOTING_RATE_CLIENT_BURST", 2000.0, "Votes one caller may send at once."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsSettings:
+    cert: str = setting("VOTING_TLS_CERT", "", "Server certificate (PEM); empty: plaintext.")
+    key: str = setting("VOTING_TLS_KEY", "", "Private key of VOTING_TLS_CERT (PEM).")
+    ca: str = setting(
+        "VOTING_TLS_CA",
+        "",
+        "CA bundle (PEM) clients verify servers with, and servers verify client certificates "
+        "with under mutual TLS.",
+    )
+    client_auth: Literal["none", "require"] = setting(
+        "VOTING_TLS_CLIENT_AUTH",
+        "none",
+        "`require`: mutual TLS, servers accept only clients with a certificate from VOTING_TLS_CA.",
+    )
+    client_cert: str = setting(
+        "VOTING_TLS_CLIENT_CERT", "", "Certificate the services present as clients (mutual TLS)."
+    )
+    client_key: str = setting("VOTING_TLS_CLIENT_KEY", "", "Private key of VOTING_TLS_CLIENT_CERT.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiptSettings:
+    private_key_file: str = setting(
+        "VOTING_RECEIPT_PRIVATE_KEY_FILE",
+        "",
+        "Ed25519 key (PEM) the command service signs vote receipts with; empty: no receipts.",
+    )
+    key_id: str = setting("VOTING_RECEIPT_KEY_ID", "r1", "Id of the receipt signing key.")
+    public_keys: str = setting(
+        "VOTING_RECEIPT_PUBLIC_KEYS",
+        "",
+        "Receipt verification keys as a JSON object {key id: PEM public key}.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -337,6 +427,10 @@ class Settings:
     query: QuerySettings = field(default_factory=QuerySettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    receipts: ReceiptSettings = field(default_factory=ReceiptSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod

@@ -86,6 +86,7 @@ class VoteStatus:
     option_id: str = ""
     accepted_vote_id: str = ""
     decided_at_ms: int = 0
+    voter_key: str = ""
 
     def encode(self) -> bytes:
         fields = (
@@ -94,13 +95,15 @@ class VoteStatus:
             self.option_id,
             self.accepted_vote_id,
             self.decided_at_ms,
+            self.voter_key,
         )
         return "|".join(map(str, fields)).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> VoteStatus:
-        state, reason, option_id, accepted, decided = raw.decode().split("|")
-        return cls(int(state), int(reason), option_id, accepted, int(decided))
+        state, reason, option_id, accepted, decided, *rest = raw.decode().split("|")
+        voter_key = rest[0] if rest else ""
+        return cls(int(state), int(reason), option_id, accepted, int(decided), voter_key)
 
 
 def change_message(poll_id: str, version: int) -> bytes:

@@ -17,13 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
-from voting.config import ServerSettings
+from voting import status
+from voting.config import ServerSettings, TlsSettings
 from voting.errors import ConfigError
+from voting.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +116,84 @@ class Service:
     name: str
     register: Callable[[grpc.aio.Server], None]
 
+    @classmethod
+    def of(
+        cls,
+        descriptor: ServiceDescriptor,
+        servicer: object,
+        *,
+        preserialized: frozenset[str] = frozenset(),
+    ) -> Service:
+        """Hosts ``servicer``'s methods named as in ``descriptor`` (the one way services are
+        registered). Requests that do not parse (e.g. invalid UTF-8 in a string field) are
+        refused with INVALID_ARGUMENT and BadRequest before the method runs, where gRPC
+        alone would answer UNKNOWN. Streaming methods named in ``preserialized`` yield
+        bytes already serialized (one snapshot serialized once for many subscribers).
+        """
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        for method in descriptor.methods:
+            request_type = message_factory.GetMessageClass(method.input_type)
+            response_type = message_factory.GetMessageClass(method.output_type)
+            implementation = getattr(servicer, method.name)
+            decode = _decoder(request_type)
+            if method.server_streaming:
+                serialize = (
+                    bytes if method.name in preserialized else response_type.SerializeToString
+                )
+                handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                    _checked_stream(implementation),
+                    request_deserializer=decode,
+                    response_serializer=serialize,
+                )
+            else:
+                handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                    _checked_unary(implementation),
+                    request_deserializer=decode,
+                    response_serializer=response_type.SerializeToString,
+                )
+        generic = grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
+        return cls(descriptor.full_name, lambda server: server.add_generic_rpc_handlers((generic,)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    error: str
+
+
+def _decoder(request_type: Any) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return request_type.FromString(data)
+        except DecodeError as exc:
+            return _Undecodable(str(exc))
+
+    return decode
+
+
+def _refusal(bad: _Undecodable) -> Any:
+    return status.bad_request([("request", f"not a valid message: {bad.error}")])
+
+
+def _checked_unary(implementation: Any) -> Any:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if isinstance(request, _Undecodable):
+            await status.abort(context, _refusal(request))
+        return await implementation(request, context)
+
+    return handle
+
+
+def _checked_stream(implementation: Any) -> Any:
+    async def handle(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        if isinstance(request, _Undecodable):
+            await status.abort(context, _refusal(request))
+        async for message in implementation(request, context):
+            yield message
+
+    return handle
+
 
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     return [
@@ -135,11 +218,13 @@ class GrpcServer:
         *,
         listen: str,
         settings: ServerSettings,
+        tls: TlsSettings | None = None,
         services: Sequence[Service] = (),
         on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.listen = listen
         self.settings = settings
+        self.tls = tls
         self.services = list(services)
         self.health = HealthServicer()
         self._on_stop = on_stop
@@ -164,8 +249,12 @@ class GrpcServer:
             ],
             server,
         )
+        credentials = server_credentials(self.tls) if self.tls is not None else None
         try:
-            server.add_insecure_port(self.listen)
+            if credentials is None:
+                server.add_insecure_port(self.listen)
+            else:
+                server.add_secure_port(self.listen, credentials)
         except RuntimeError as exc:
             raise ConfigError(
                 f"cannot listen on {self.listen}: {exc} (is the port taken?)"

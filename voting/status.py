@@ -79,10 +79,14 @@ def error_info(
     )
 
 
-def retry_later(code: grpc.StatusCode, message: str, *, after_s: float) -> status_pb2.Status:
+def retry_delay(after_s: float) -> error_details_pb2.RetryInfo:
     delay = duration_pb2.Duration()
     delay.FromMilliseconds(max(1, int(after_s * 1000)))
-    return make(code, message, error_details_pb2.RetryInfo(retry_delay=delay))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
+
+
+def retry_later(code: grpc.StatusCode, message: str, *, after_s: float) -> status_pb2.Status:
+    return make(code, message, retry_delay(after_s))
 
 
 async def abort(

@@ -16,7 +16,9 @@ from voting.server import GrpcServer, wait_for_stop_signal
 
 
 async def run(settings: Settings) -> None:
-    health = GrpcServer(listen=settings.worker.health_listen, settings=settings.server)
+    health = GrpcServer(
+        listen=settings.worker.health_listen, settings=settings.server, tls=settings.tls
+    )
     async with dynamodb.client(settings.dynamodb) as ddb:
         ledger = VoteLedger(
             ddb,

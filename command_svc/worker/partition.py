@@ -212,6 +212,7 @@ class PartitionProcessor:
                 option_id=vote.option_id,
                 source=source,
                 cast_at=vote.occurred_at,
+                voter_key=vote.voter_key,
             )
             headers = _ACCEPTED_HEADERS
             batch.ledger.append(
@@ -235,6 +236,7 @@ class PartitionProcessor:
                 accepted_vote_id=decision.accepted_vote_id,
                 source=source,
                 cast_at=vote.occurred_at,
+                voter_key=vote.voter_key,
             )
             headers = _REJECTED_HEADERS
         out.occurred_at.FromMilliseconds(now_ms)

@@ -10,8 +10,10 @@ from typing import Any
 
 import grpc
 
+from voting.config import TlsSettings
 from voting.console.view import LiveView, Progress
 from voting.console.watch import follow, redraw
+from voting.tls import aio_channel
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
 from voting.v1 import query_service_pb2 as q
@@ -27,7 +29,14 @@ WEIGHTS = [0.34, 0.22, 0.28, 0.16]
 
 
 async def cast(
-    stub: Any, poll_id: str, progress: Progress, *, votes: int, rate: float, batch: int = 100
+    stub: Any,
+    poll_id: str,
+    progress: Progress,
+    *,
+    votes: int,
+    rate: float,
+    batch: int = 100,
+    metadata: Any = None,
 ) -> None:
     rng = random.Random()
     voters = 0
@@ -51,7 +60,9 @@ async def cast(
                 )
             )
         try:
-            reply = await stub.CastVotes(cmd.CastVotesRequest(requests=requests), timeout=30)
+            reply = await stub.CastVotes(
+                cmd.CastVotesRequest(requests=requests), timeout=30, metadata=metadata
+            )
             ok = sum(1 for r in reply.results if r.status.code == 0)
             progress.done += ok
             progress.errors += size - ok
@@ -62,12 +73,21 @@ async def cast(
 
 
 async def demo(
-    command_target: str, query_target: str, *, votes: int, rate: float, gateway: str | None = None
+    command_target: str,
+    query_target: str,
+    *,
+    votes: int,
+    rate: float,
+    gateway: str | None = None,
+    tls: TlsSettings | None = None,
+    token: str = "",
 ) -> int:
+    """``token``: with JWT auth, an admin token with ``proxy:*`` (it votes for the crowd)."""
     poll_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    metadata = [("authorization", f"Bearer {token}")] if token else None
     async with (
-        grpc.aio.insecure_channel(command_target) as commands_channel,
-        grpc.aio.insecure_channel(query_target) as queries_channel,
+        aio_channel(command_target, tls or TlsSettings()) as commands_channel,
+        aio_channel(query_target, tls or TlsSettings()) as queries_channel,
     ):
         commands: Any = command_service_pb2_grpc.CommandServiceStub(commands_channel)
         queries: Any = query_service_pb2_grpc.QueryServiceStub(queries_channel)
@@ -79,6 +99,7 @@ async def demo(
                 options=[poll_pb2.PollOption(option_id=o, label=label) for o, label in OPTIONS],
             ),
             timeout=30,
+            metadata=metadata,
         )
         poll = None
         for _ in range(100):  # the poll reaches the read model a moment later
@@ -96,10 +117,12 @@ async def demo(
         painter = asyncio.create_task(redraw(view))
         watcher = asyncio.create_task(follow(view, queries, poll_id))
         try:
-            await cast(commands, poll_id, view.progress, votes=votes, rate=rate)
+            await cast(commands, poll_id, view.progress, votes=votes, rate=rate, metadata=metadata)
             await asyncio.sleep(1.0)
             await commands.ClosePoll(
-                cmd.ClosePollRequest(request_id=f"close-{poll_id}", poll_id=poll_id), timeout=30
+                cmd.ClosePollRequest(request_id=f"close-{poll_id}", poll_id=poll_id),
+                timeout=30,
+                metadata=metadata,
             )
             await asyncio.wait_for(watcher, timeout=120)
         finally:

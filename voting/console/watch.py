@@ -8,14 +8,18 @@ from typing import Any
 
 import grpc
 
+from voting.config import TlsSettings
 from voting.console.view import LiveView
+from voting.tls import aio_channel
 from voting.v1 import query_service_pb2 as q
 from voting.v1 import query_service_pb2_grpc
 
 
-async def follow(view: LiveView, stub: Any, poll_id: str) -> None:
+async def follow(view: LiveView, stub: Any, poll_id: str, metadata: Any = None) -> None:
     """Feeds WatchResults into ``view`` until the FINAL snapshot (the stream then ends)."""
-    async for message in stub.WatchResults(q.WatchResultsRequest(poll_id=poll_id)):
+    async for message in stub.WatchResults(
+        q.WatchResultsRequest(poll_id=poll_id), metadata=metadata
+    ):
         view.update(message.results)
 
 
@@ -25,18 +29,21 @@ async def redraw(view: LiveView, *, fps: float = 10.0) -> None:
         await asyncio.sleep(1 / fps)
 
 
-async def watch(target: str, poll_id: str) -> int:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def watch(target: str, poll_id: str, *, tls: TlsSettings, token: str = "") -> int:
+    metadata = [("authorization", f"Bearer {token}")] if token else None
+    async with aio_channel(target, tls) as channel:
         stub: Any = query_service_pb2_grpc.QueryServiceStub(channel)
         try:
-            poll = (await stub.GetPoll(q.GetPollRequest(poll_id=poll_id), timeout=10)).poll
+            poll = (
+                await stub.GetPoll(q.GetPollRequest(poll_id=poll_id), timeout=10, metadata=metadata)
+            ).poll
         except grpc.aio.AioRpcError as exc:
             print(f"voting watch: {exc.code().name}: {exc.details()}")
             return 1
         view = LiveView(poll)
         painter = asyncio.create_task(redraw(view))
         try:
-            await follow(view, stub, poll_id)
+            await follow(view, stub, poll_id, metadata)
         finally:
             painter.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -15,8 +15,10 @@ from typing import Literal
 import grpc
 from grpc_health.v1 import health_pb2
 
+from voting.config import TlsSettings
 from voting.process import ProcessSpec
 from voting.stack.errors import StackError
+from voting.tls import sync_channel
 
 LAUNCHER = Path(__file__).with_name("LoopbackDynamoDB.java")
 
@@ -149,6 +151,7 @@ def service(
     env: dict[str, str],
     log_dir: Path,
     probe: Probe = "grpc",
+    tls: TlsSettings | None = None,
 ) -> Component:
     spec = ProcessSpec(
         name=name,
@@ -158,7 +161,9 @@ def service(
     )
     if probe == "http":
         return Component(name, spec, lambda: http_ok(port, "/healthz"), "service", port)
-    return Component(name, spec, lambda: grpc_serving(f"127.0.0.1:{port}"), "service", port)
+    return Component(
+        name, spec, lambda: grpc_serving(f"127.0.0.1:{port}", tls=tls), "service", port
+    )
 
 
 def port_taken(port: int) -> bool:
@@ -177,8 +182,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def grpc_serving(target: str, *, timeout_s: float = 1.0) -> bool:
-    with grpc.insecure_channel(target) as channel:
+def grpc_serving(target: str, *, timeout_s: float = 1.0, tls: TlsSettings | None = None) -> bool:
+    with sync_channel(target, tls or TlsSettings()) as channel:
         check = channel.unary_unary(
             "/grpc.health.v1.Health/Check",
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,

@@ -7,22 +7,25 @@ what users run.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from voting.config import Settings
 from voting.errors import VotingError
+from voting.keys import DEV_KEY_ID, development_keys
 from voting.process import Child, spawn
 from voting.provisioning import provision
 from voting.stack import components
 from voting.stack.components import Component, Probe
 from voting.stack.errors import StackError
+from voting.tls import development_pki
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,12 @@ class StackOptions:
     )
     # OTLP/gRPC collector the services send traces to (e.g. Jaeger); empty: no tracing.
     otlp_endpoint: str = ""
+    # `development`: anyone may do anything; `jwt`: development keys in <data_dir>/keys,
+    # tokens from `voting token issue`.
+    auth: Literal["development", "jwt"] = "development"
+    # TLS on every gRPC server with development certificates (<data_dir>/tls);
+    # `mutual` makes servers require client certificates too.
+    tls: Literal["off", "on", "mutual"] = "off"
     partitions: int = 4
     # In-memory DynamoDB and Redis without AOF: for tests, nothing survives a stop.
     ephemeral: bool = False
@@ -114,8 +123,27 @@ class Stack:
             "VOTING_DYNAMODB_ACCESS_KEY_ID": "local",
             "VOTING_DYNAMODB_SECRET_ACCESS_KEY": "local",
             **({"OTEL_EXPORTER_OTLP_ENDPOINT": o.otlp_endpoint} if o.otlp_endpoint else {}),
+            # grpcurl and friends send no deadline unless asked; production requires one.
+            "VOTING_REQUIRE_DEADLINE": "false",
+            **self._security_env(),
             **o.env,
         }
+
+    def _security_env(self) -> dict[str, str]:
+        """Development keys and certificates, made once under the data directory."""
+        o = self.options
+        keys = development_keys(o.data_dir / "keys")
+        env = {
+            "VOTING_AUTH_MODE": o.auth,
+            "VOTING_RECEIPT_PRIVATE_KEY_FILE": str(keys.receipt_private),
+            "VOTING_RECEIPT_KEY_ID": DEV_KEY_ID,
+            "VOTING_RECEIPT_PUBLIC_KEYS": json.dumps({DEV_KEY_ID: keys.receipt_public.read_text()}),
+        }
+        if o.auth == "jwt":
+            env["VOTING_JWT_PUBLIC_KEYS"] = json.dumps({DEV_KEY_ID: keys.token_public.read_text()})
+        if o.tls != "off":
+            env.update(development_pki(o.data_dir / "tls").env(mutual=o.tls == "mutual"))
+        return env
 
     def settings(self) -> Settings:
         return Settings.from_env(self.env())
@@ -261,6 +289,7 @@ class Stack:
             command=entry.command,
             port=getattr(self.options, entry.port_option),
             env={**self.env(), **own, **(env or {})},
+            tls=self.settings().tls,
             log_dir=self.log_dir,
             probe=entry.probe,
         )

@@ -26,33 +26,34 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from voting.v1 import consistency_pb2 as voting_dot_v1_dot_consistency__pb2
 from voting.v1 import poll_pb2 as voting_dot_v1_dot_poll__pb2
+from voting.v1 import vote_pb2 as voting_dot_v1_dot_vote__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fvoting/v1/command_service.proto\x12\tvoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1bvoting/v1/consistency.proto\x1a\x14voting/v1/poll.proto\"\xcc\x01\n\x11\x43reatePollRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07poll_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12&\n\x07options\x18\x04 \x03(\x0b\x32\x15.voting.v1.PollOption\x12,\n\x08opens_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x12\x43reatePollResponse\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x10\x43losePollRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07poll_id\x18\x02 \x01(\t\"S\n\x11\x43losePollResponse\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12-\n\tclosed_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x0f\x43\x61stVoteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07poll_id\x18\x02 \x01(\t\x12\x10\n\x08voter_id\x18\x03 \x01(\t\x12\x11\n\toption_id\x18\x04 \x01(\t\"\x8c\x01\n\x10\x43\x61stVoteResponse\x12\x0f\n\x07vote_id\x18\x01 \x01(\t\x12\x36\n\x11\x63onsistency_token\x18\x02 \x01(\x0b\x32\x1b.voting.v1.ConsistencyToken\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x10\x43\x61stVotesRequest\x12,\n\x08requests\x18\x01 \x03(\x0b\x32\x1a.voting.v1.CastVoteRequest\"c\n\x0e\x43\x61stVoteResult\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\x12-\n\x08response\x18\x02 \x01(\x0b\x32\x1b.voting.v1.CastVoteResponse\"?\n\x11\x43\x61stVotesResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.voting.v1.CastVoteResult2\xb0\x02\n\x0e\x43ommandService\x12I\n\nCreatePoll\x12\x1c.voting.v1.CreatePollRequest\x1a\x1d.voting.v1.CreatePollResponse\x12\x46\n\tClosePoll\x12\x1b.voting.v1.ClosePollRequest\x1a\x1c.voting.v1.ClosePollResponse\x12\x43\n\x08\x43\x61stVote\x12\x1a.voting.v1.CastVoteRequest\x1a\x1b.voting.v1.CastVoteResponse\x12\x46\n\tCastVotes\x12\x1b.voting.v1.CastVotesRequest\x1a\x1c.voting.v1.CastVotesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fvoting/v1/command_service.proto\x12\tvoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1bvoting/v1/consistency.proto\x1a\x14voting/v1/poll.proto\x1a\x14voting/v1/vote.proto\"\xf7\x01\n\x11\x43reatePollRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07poll_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12&\n\x07options\x18\x04 \x03(\x0b\x32\x15.voting.v1.PollOption\x12,\n\x08opens_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\nvisibility\x18\x07 \x01(\x0e\x32\x15.voting.v1.Visibility\"U\n\x12\x43reatePollResponse\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x10\x43losePollRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07poll_id\x18\x02 \x01(\t\"S\n\x11\x43losePollResponse\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12-\n\tclosed_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x0f\x43\x61stVoteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07poll_id\x18\x02 \x01(\t\x12\x10\n\x08voter_id\x18\x03 \x01(\t\x12\x11\n\toption_id\x18\x04 \x01(\t\"\xb5\x01\n\x10\x43\x61stVoteResponse\x12\x0f\n\x07vote_id\x18\x01 \x01(\t\x12\x36\n\x11\x63onsistency_token\x18\x02 \x01(\x0b\x32\x1b.voting.v1.ConsistencyToken\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x07receipt\x18\x04 \x01(\x0b\x32\x16.voting.v1.VoteReceipt\"@\n\x10\x43\x61stVotesRequest\x12,\n\x08requests\x18\x01 \x03(\x0b\x32\x1a.voting.v1.CastVoteRequest\"c\n\x0e\x43\x61stVoteResult\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\x12-\n\x08response\x18\x02 \x01(\x0b\x32\x1b.voting.v1.CastVoteResponse\"?\n\x11\x43\x61stVotesResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.voting.v1.CastVoteResult2\xb0\x02\n\x0e\x43ommandService\x12I\n\nCreatePoll\x12\x1c.voting.v1.CreatePollRequest\x1a\x1d.voting.v1.CreatePollResponse\x12\x46\n\tClosePoll\x12\x1b.voting.v1.ClosePollRequest\x1a\x1c.voting.v1.ClosePollResponse\x12\x43\n\x08\x43\x61stVote\x12\x1a.voting.v1.CastVoteRequest\x1a\x1b.voting.v1.CastVoteResponse\x12\x46\n\tCastVotes\x12\x1b.voting.v1.CastVotesRequest\x1a\x1c.voting.v1.CastVotesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voting.v1.command_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEPOLLREQUEST']._serialized_start=156
-  _globals['_CREATEPOLLREQUEST']._serialized_end=360
-  _globals['_CREATEPOLLRESPONSE']._serialized_start=362
-  _globals['_CREATEPOLLRESPONSE']._serialized_end=447
-  _globals['_CLOSEPOLLREQUEST']._serialized_start=449
-  _globals['_CLOSEPOLLREQUEST']._serialized_end=504
-  _globals['_CLOSEPOLLRESPONSE']._serialized_start=506
-  _globals['_CLOSEPOLLRESPONSE']._serialized_end=589
-  _globals['_CASTVOTEREQUEST']._serialized_start=591
-  _globals['_CASTVOTEREQUEST']._serialized_end=682
-  _globals['_CASTVOTERESPONSE']._serialized_start=685
-  _globals['_CASTVOTERESPONSE']._serialized_end=825
-  _globals['_CASTVOTESREQUEST']._serialized_start=827
-  _globals['_CASTVOTESREQUEST']._serialized_end=891
-  _globals['_CASTVOTERESULT']._serialized_start=893
-  _globals['_CASTVOTERESULT']._serialized_end=992
-  _globals['_CASTVOTESRESPONSE']._serialized_start=994
-  _globals['_CASTVOTESRESPONSE']._serialized_end=1057
-  _globals['_COMMANDSERVICE']._serialized_start=1060
-  _globals['_COMMANDSERVICE']._serialized_end=1364
+  _globals['_CREATEPOLLREQUEST']._serialized_start=178
+  _globals['_CREATEPOLLREQUEST']._serialized_end=425
+  _globals['_CREATEPOLLRESPONSE']._serialized_start=427
+  _globals['_CREATEPOLLRESPONSE']._serialized_end=512
+  _globals['_CLOSEPOLLREQUEST']._serialized_start=514
+  _globals['_CLOSEPOLLREQUEST']._serialized_end=569
+  _globals['_CLOSEPOLLRESPONSE']._serialized_start=571
+  _globals['_CLOSEPOLLRESPONSE']._serialized_end=654
+  _globals['_CASTVOTEREQUEST']._serialized_start=656
+  _globals['_CASTVOTEREQUEST']._serialized_end=747
+  _globals['_CASTVOTERESPONSE']._serialized_start=750
+  _globals['_CASTVOTERESPONSE']._serialized_end=931
+  _globals['_CASTVOTESREQUEST']._serialized_start=933
+  _globals['_CASTVOTESREQUEST']._serialized_end=997
+  _globals['_CASTVOTERESULT']._serialized_start=999
+  _globals['_CASTVOTERESULT']._serialized_end=1098
+  _globals['_CASTVOTESRESPONSE']._serialized_start=1100
+  _globals['_CASTVOTESRESPONSE']._serialized_end=1163
+  _globals['_COMMANDSERVICE']._serialized_start=1166
+  _globals['_COMMANDSERVICE']._serialized_end=1470
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from voting.v1 import consistency_pb2 as _consistency_pb2
 from voting.v1 import poll_pb2 as _poll_pb2
+from voting.v1 import vote_pb2 as _vote_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -13,20 +14,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreatePollRequest(_message.Message):
-    __slots__ = ("request_id", "poll_id", "title", "options", "opens_at", "closes_at")
+    __slots__ = ("request_id", "poll_id", "title", "options", "opens_at", "closes_at", "visibility")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     POLL_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     OPENS_AT_FIELD_NUMBER: _ClassVar[int]
     CLOSES_AT_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     poll_id: str
     title: str
     options: _containers.RepeatedCompositeFieldContainer[_poll_pb2.PollOption]
     opens_at: _timestamp_pb2.Timestamp
     closes_at: _timestamp_pb2.Timestamp
-    def __init__(self, request_id: _Optional[str] = ..., poll_id: _Optional[str] = ..., title: _Optional[str] = ..., options: _Optional[_Iterable[_Union[_poll_pb2.PollOption, _Mapping]]] = ..., opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    visibility: _poll_pb2.Visibility
+    def __init__(self, request_id: _Optional[str] = ..., poll_id: _Optional[str] = ..., title: _Optional[str] = ..., options: _Optional[_Iterable[_Union[_poll_pb2.PollOption, _Mapping]]] = ..., opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., visibility: _Optional[_Union[_poll_pb2.Visibility, str]] = ...) -> None: ...
 
 class CreatePollResponse(_message.Message):
     __slots__ = ("poll_id", "created_at")
@@ -65,14 +68,16 @@ class CastVoteRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., poll_id: _Optional[str] = ..., voter_id: _Optional[str] = ..., option_id: _Optional[str] = ...) -> None: ...
 
 class CastVoteResponse(_message.Message):
-    __slots__ = ("vote_id", "consistency_token", "received_at")
+    __slots__ = ("vote_id", "consistency_token", "received_at", "receipt")
     VOTE_ID_FIELD_NUMBER: _ClassVar[int]
     CONSISTENCY_TOKEN_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
     vote_id: str
     consistency_token: _consistency_pb2.ConsistencyToken
     received_at: _timestamp_pb2.Timestamp
-    def __init__(self, vote_id: _Optional[str] = ..., consistency_token: _Optional[_Union[_consistency_pb2.ConsistencyToken, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    receipt: _vote_pb2.VoteReceipt
+    def __init__(self, vote_id: _Optional[str] = ..., consistency_token: _Optional[_Union[_consistency_pb2.ConsistencyToken, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receipt: _Optional[_Union[_vote_pb2.VoteReceipt, _Mapping]] = ...) -> None: ...
 
 class CastVotesRequest(_message.Message):
     __slots__ = ("requests",)

@@ -28,7 +28,7 @@ from voting.v1 import poll_pb2 as voting_dot_v1_dot_poll__pb2
 from voting.v1 import vote_pb2 as voting_dot_v1_dot_vote__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16voting/v1/events.proto\x12\tvoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bvoting/v1/consistency.proto\x1a\x14voting/v1/poll.proto\x1a\x14voting/v1/vote.proto\"\xbf\x01\n\x08VoteCast\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07vote_id\x18\x03 \x01(\t\x12\x0f\n\x07poll_id\x18\x04 \x01(\t\x12\x11\n\tvoter_key\x18\x05 \x01(\t\x12\x11\n\toption_id\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x14\n\x0cledger_shard\x18\x08 \x01(\r\"\xdf\x01\n\x0cVoteAccepted\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07vote_id\x18\x03 \x01(\t\x12\x0f\n\x07poll_id\x18\x04 \x01(\t\x12\x11\n\toption_id\x18\x05 \x01(\t\x12*\n\x06source\x18\x06 \x01(\x0b\x32\x1a.voting.v1.PartitionOffset\x12+\n\x07\x63\x61st_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x02\n\x0cVoteRejected\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07vote_id\x18\x03 \x01(\t\x12\x0f\n\x07poll_id\x18\x04 \x01(\t\x12\'\n\x06reason\x18\x05 \x01(\x0e\x32\x17.voting.v1.RejectReason\x12\x18\n\x10\x61\x63\x63\x65pted_vote_id\x18\x06 \x01(\t\x12*\n\x06source\x18\x07 \x01(\x0b\x32\x1a.voting.v1.PartitionOffset\x12+\n\x07\x63\x61st_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9a\x01\n\x0bPollCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04poll\x18\x03 \x01(\x0b\x32\x0f.voting.v1.Poll\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x15\n\rledger_shards\x18\x05 \x01(\r\"\xcc\x01\n\nPollClosed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07poll_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x11\n\tpartition\x18\x05 \x01(\x05\x12\x17\n\x0fpartition_count\x18\x06 \x01(\x05\x12*\n\x06source\x18\x07 \x01(\x0b\x32\x1a.voting.v1.PartitionOffsetb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16voting/v1/events.proto\x12\tvoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bvoting/v1/consistency.proto\x1a\x14voting/v1/poll.proto\x1a\x14voting/v1/vote.proto\"\xbf\x01\n\x08VoteCast\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07vote_id\x18\x03 \x01(\t\x12\x0f\n\x07poll_id\x18\x04 \x01(\t\x12\x11\n\tvoter_key\x18\x05 \x01(\t\x12\x11\n\toption_id\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x14\n\x0cledger_shard\x18\x08 \x01(\r\"\xf2\x01\n\x0cVoteAccepted\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07vote_id\x18\x03 \x01(\t\x12\x0f\n\x07poll_id\x18\x04 \x01(\t\x12\x11\n\toption_id\x18\x05 \x01(\t\x12*\n\x06source\x18\x06 \x01(\x0b\x32\x1a.voting.v1.PartitionOffset\x12+\n\x07\x63\x61st_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tvoter_key\x18\x08 \x01(\t\"\xa2\x02\n\x0cVoteRejected\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07vote_id\x18\x03 \x01(\t\x12\x0f\n\x07poll_id\x18\x04 \x01(\t\x12\'\n\x06reason\x18\x05 \x01(\x0e\x32\x17.voting.v1.RejectReason\x12\x18\n\x10\x61\x63\x63\x65pted_vote_id\x18\x06 \x01(\t\x12*\n\x06source\x18\x07 \x01(\x0b\x32\x1a.voting.v1.PartitionOffset\x12+\n\x07\x63\x61st_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tvoter_key\x18\t \x01(\t\"\x9a\x01\n\x0bPollCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04poll\x18\x03 \x01(\x0b\x32\x0f.voting.v1.Poll\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x15\n\rledger_shards\x18\x05 \x01(\r\"\xcc\x01\n\nPollClosed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07poll_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x11\n\tpartition\x18\x05 \x01(\x05\x12\x17\n\x0fpartition_count\x18\x06 \x01(\x05\x12*\n\x06source\x18\x07 \x01(\x0b\x32\x1a.voting.v1.PartitionOffsetb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,11 +38,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VOTECAST']._serialized_start=144
   _globals['_VOTECAST']._serialized_end=335
   _globals['_VOTEACCEPTED']._serialized_start=338
-  _globals['_VOTEACCEPTED']._serialized_end=561
-  _globals['_VOTEREJECTED']._serialized_start=564
-  _globals['_VOTEREJECTED']._serialized_end=835
-  _globals['_POLLCREATED']._serialized_start=838
-  _globals['_POLLCREATED']._serialized_end=992
-  _globals['_POLLCLOSED']._serialized_start=995
-  _globals['_POLLCLOSED']._serialized_end=1199
+  _globals['_VOTEACCEPTED']._serialized_end=580
+  _globals['_VOTEREJECTED']._serialized_start=583
+  _globals['_VOTEREJECTED']._serialized_end=873
+  _globals['_POLLCREATED']._serialized_start=876
+  _globals['_POLLCREATED']._serialized_end=1030
+  _globals['_POLLCLOSED']._serialized_start=1033
+  _globals['_POLLCLOSED']._serialized_end=1237
 # @@protoc_insertion_point(module_scope)

@@ -32,7 +32,7 @@ class VoteCast(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vote_id: _Optional[str] = ..., poll_id: _Optional[str] = ..., voter_key: _Optional[str] = ..., option_id: _Optional[str] = ..., request_id: _Optional[str] = ..., ledger_shard: _Optional[int] = ...) -> None: ...
 
 class VoteAccepted(_message.Message):
-    __slots__ = ("event_id", "occurred_at", "vote_id", "poll_id", "option_id", "source", "cast_at")
+    __slots__ = ("event_id", "occurred_at", "vote_id", "poll_id", "option_id", "source", "cast_at", "voter_key")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     VOTE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class VoteAccepted(_message.Message):
     OPTION_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CAST_AT_FIELD_NUMBER: _ClassVar[int]
+    VOTER_KEY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at: _timestamp_pb2.Timestamp
     vote_id: str
@@ -47,10 +48,11 @@ class VoteAccepted(_message.Message):
     option_id: str
     source: _consistency_pb2.PartitionOffset
     cast_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vote_id: _Optional[str] = ..., poll_id: _Optional[str] = ..., option_id: _Optional[str] = ..., source: _Optional[_Union[_consistency_pb2.PartitionOffset, _Mapping]] = ..., cast_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    voter_key: str
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vote_id: _Optional[str] = ..., poll_id: _Optional[str] = ..., option_id: _Optional[str] = ..., source: _Optional[_Union[_consistency_pb2.PartitionOffset, _Mapping]] = ..., cast_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., voter_key: _Optional[str] = ...) -> None: ...
 
 class VoteRejected(_message.Message):
-    __slots__ = ("event_id", "occurred_at", "vote_id", "poll_id", "reason", "accepted_vote_id", "source", "cast_at")
+    __slots__ = ("event_id", "occurred_at", "vote_id", "poll_id", "reason", "accepted_vote_id", "source", "cast_at", "voter_key")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     VOTE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +61,7 @@ class VoteRejected(_message.Message):
     ACCEPTED_VOTE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CAST_AT_FIELD_NUMBER: _ClassVar[int]
+    VOTER_KEY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at: _timestamp_pb2.Timestamp
     vote_id: str
@@ -67,7 +70,8 @@ class VoteRejected(_message.Message):
     accepted_vote_id: str
     source: _consistency_pb2.PartitionOffset
     cast_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vote_id: _Optional[str] = ..., poll_id: _Optional[str] = ..., reason: _Optional[_Union[_vote_pb2.RejectReason, str]] = ..., accepted_vote_id: _Optional[str] = ..., source: _Optional[_Union[_consistency_pb2.PartitionOffset, _Mapping]] = ..., cast_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    voter_key: str
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vote_id: _Optional[str] = ..., poll_id: _Optional[str] = ..., reason: _Optional[_Union[_vote_pb2.RejectReason, str]] = ..., accepted_vote_id: _Optional[str] = ..., source: _Optional[_Union[_consistency_pb2.PartitionOffset, _Mapping]] = ..., cast_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., voter_key: _Optional[str] = ...) -> None: ...
 
 class PollCreated(_message.Message):
     __slots__ = ("event_id", "occurred_at", "poll", "request_id", "ledger_shards")

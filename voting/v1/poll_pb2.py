@@ -25,17 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voting/v1/poll.proto\x12\tvoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\nPollOption\x12\x11\n\toption_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"\xb1\x02\n\x04Poll\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12&\n\x07options\x18\x03 \x03(\x0b\x32\x15.voting.v1.PollOption\x12%\n\x06status\x18\x04 \x01(\x0e\x32\x15.voting.v1.PollStatus\x12,\n\x08opens_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*r\n\nPollStatus\x12\x1b\n\x17POLL_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15POLL_STATUS_SCHEDULED\x10\x01\x12\x14\n\x10POLL_STATUS_OPEN\x10\x02\x12\x16\n\x12POLL_STATUS_CLOSED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voting/v1/poll.proto\x12\tvoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\nPollOption\x12\x11\n\toption_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"\xdc\x02\n\x04Poll\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12&\n\x07options\x18\x03 \x03(\x0b\x32\x15.voting.v1.PollOption\x12%\n\x06status\x18\x04 \x01(\x0e\x32\x15.voting.v1.PollStatus\x12,\n\x08opens_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\nvisibility\x18\t \x01(\x0e\x32\x15.voting.v1.Visibility*r\n\nPollStatus\x12\x1b\n\x17POLL_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15POLL_STATUS_SCHEDULED\x10\x01\x12\x14\n\x10POLL_STATUS_OPEN\x10\x02\x12\x16\n\x12POLL_STATUS_CLOSED\x10\x03*W\n\nVisibility\x12\x1a\n\x16VISIBILITY_UNSPECIFIED\x10\x00\x12\x15\n\x11VISIBILITY_PUBLIC\x10\x01\x12\x16\n\x12VISIBILITY_PRIVATE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voting.v1.poll_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POLLSTATUS']._serialized_start=424
-  _globals['_POLLSTATUS']._serialized_end=538
+  _globals['_POLLSTATUS']._serialized_start=467
+  _globals['_POLLSTATUS']._serialized_end=581
+  _globals['_VISIBILITY']._serialized_start=583
+  _globals['_VISIBILITY']._serialized_end=670
   _globals['_POLLOPTION']._serialized_start=68
   _globals['_POLLOPTION']._serialized_end=114
   _globals['_POLL']._serialized_start=117
-  _globals['_POLL']._serialized_end=422
+  _globals['_POLL']._serialized_end=465
 # @@protoc_insertion_point(module_scope)

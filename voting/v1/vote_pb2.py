@@ -22,17 +22,20 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voting/v1/vote.proto\x12\tvoting.v1*q\n\tVoteState\x12\x1a\n\x16VOTE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12VOTE_STATE_PENDING\x10\x01\x12\x17\n\x13VOTE_STATE_ACCEPTED\x10\x02\x12\x17\n\x13VOTE_STATE_REJECTED\x10\x03*\x80\x01\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17REJECT_REASON_DUPLICATE\x10\x01\x12\x18\n\x14REJECT_REASON_CLOSED\x10\x02\x12\x1a\n\x16REJECT_REASON_REPEATED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voting/v1/vote.proto\x12\tvoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x01\n\x0bVoteReceipt\x12\x0f\n\x07vote_id\x18\x01 \x01(\t\x12\x0f\n\x07poll_id\x18\x02 \x01(\t\x12\x15\n\roption_digest\x18\x03 \x01(\x0c\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\x0c*q\n\tVoteState\x12\x1a\n\x16VOTE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12VOTE_STATE_PENDING\x10\x01\x12\x17\n\x13VOTE_STATE_ACCEPTED\x10\x02\x12\x17\n\x13VOTE_STATE_REJECTED\x10\x03*\x80\x01\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17REJECT_REASON_DUPLICATE\x10\x01\x12\x18\n\x14REJECT_REASON_CLOSED\x10\x02\x12\x1a\n\x16REJECT_REASON_REPEATED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voting.v1.vote_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VOTESTATE']._serialized_start=35
-  _globals['_VOTESTATE']._serialized_end=148
-  _globals['_REJECTREASON']._serialized_start=151
-  _globals['_REJECTREASON']._serialized_end=279
+  _globals['_VOTESTATE']._serialized_start=225
+  _globals['_VOTESTATE']._serialized_end=338
+  _globals['_REJECTREASON']._serialized_start=341
+  _globals['_REJECTREASON']._serialized_end=469
+  _globals['_VOTERECEIPT']._serialized_start=69
+  _globals['_VOTERECEIPT']._serialized_end=223
 # @@protoc_insertion_point(module_scope)
