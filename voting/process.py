@@ -8,8 +8,8 @@ no orphan outlives the stack.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -17,12 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+# A child gets SIGTERM when its parent dies (no orphaned brokers after a crash). The
+# setting is made by util-linux's setpriv, which then execs the program: a preexec_fn
+# would make Python run its at-fork handlers and take the import lock before fork, and
+# that deadlocked under load with other threads busy in gRPC calls.
+_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
 
 
 @dataclass(frozen=True)
@@ -97,14 +96,13 @@ def spawn(spec: ProcessSpec) -> Child:
         out = None
     try:
         popen = subprocess.Popen(
-            list(spec.argv),
+            [*_DIE_WITH_PARENT, *spec.argv],
             env=env,
             cwd=spec.cwd,
             stdin=subprocess.DEVNULL,
             stdout=out if out is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
     finally:
         if out is not None:
