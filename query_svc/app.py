@@ -45,6 +45,7 @@ async def serve(settings: Settings) -> None:
             services=[
                 Service.of(SERVICE_DESCRIPTOR, service, preserialized=frozenset({"WatchResults"}))
             ],
+            on_drain=hub.drain,
             on_stop=hub.close,
         )
         hub.start()

@@ -67,6 +67,15 @@ class ReadModelUnavailable(QueryError):
         )
 
 
+class ShuttingDown(QueryError):
+    def status(self) -> status_pb2.Status:
+        return status.retry_later(
+            grpc.StatusCode.UNAVAILABLE,
+            "the query service is shutting down: reconnect (with after_version) to another replica",
+            after_s=0.0,
+        )
+
+
 class Unauthenticated(QueryError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

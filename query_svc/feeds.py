@@ -22,7 +22,7 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from query_svc.errors import QueryError, ReadModelUnavailable
+from query_svc.errors import QueryError, ReadModelUnavailable, ShuttingDown
 from query_svc.metrics import FEEDS
 from query_svc.read_model import ReadModelReader, Snapshot
 from voting import telemetry
@@ -64,6 +64,12 @@ class Feed:
         while self.latest is None or self.latest.version <= version:
             await asyncio.shield(self._next)
         return self.latest
+
+    def end(self) -> None:
+        """Ends every subscription: waiting subscribers get :class:`ShuttingDown`."""
+        if not self._next.done():
+            self._next.set_exception(ShuttingDown("shutting down"))
+            self._next.exception()  # retrieved: a feed nobody waits on must not warn
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -129,6 +135,7 @@ class FeedHub:
         self._feeds: dict[str, Feed] = {}
         self._starting: dict[str, asyncio.Future[Feed]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._draining = False
 
     @property
     def subscribers(self) -> int:
@@ -137,6 +144,15 @@ class FeedHub:
     def start(self) -> None:
         with telemetry.background():
             self._listener = asyncio.create_task(self._listen(), name="feed-hub-listener")
+
+    async def drain(self) -> None:
+        """Ends every stream now, with UNAVAILABLE, and refuses new ones: on shutdown,
+        followers reconnect to another replica at once instead of when the grace period
+        runs out."""
+        self._draining = True
+        for feed in list(self._feeds.values()):
+            await feed.stop()
+            feed.end()
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -148,6 +164,8 @@ class FeedHub:
         self._feeds.clear()
 
     async def acquire(self, poll_id: str) -> Feed:
+        if self._draining:
+            raise ShuttingDown("shutting down")
         feed = self._feeds.get(poll_id)
         if feed is None:
             starting = self._starting.get(poll_id)

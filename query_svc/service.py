@@ -14,7 +14,13 @@ import grpc
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from query_svc.access import Access
-from query_svc.errors import InvalidQuery, NotYetConsistent, QueryError, VoteNotFound
+from query_svc.errors import (
+    InvalidQuery,
+    NotYetConsistent,
+    QueryError,
+    ShuttingDown,
+    VoteNotFound,
+)
 from query_svc.feeds import FeedHub
 from query_svc.metrics import PUSH_LATENCY, PUSHES, SUBSCRIBERS
 from query_svc.read_model import ReadModelReader
@@ -176,7 +182,10 @@ class QueryService:
                         setup.end()
                 if snapshot.final:
                     return
-                snapshot = await feed.newer_than(shown)
+                try:
+                    snapshot = await feed.newer_than(shown)
+                except ShuttingDown as exc:
+                    await status.abort(context, exc.status())
         finally:
             SUBSCRIBERS.dec()
             self._hub.release(feed)

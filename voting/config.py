@@ -153,6 +153,12 @@ class ServerSettings:
     keepalive_timeout_s: float = setting(
         "VOTING_GRPC_KEEPALIVE_TIMEOUT_S", 10.0, "How long a keepalive ping may go unanswered."
     )
+    health_listen: str = setting(
+        "VOTING_HEALTH_LISTEN",
+        "",
+        "Extra plaintext address serving only the gRPC health service, for probes that "
+        "cannot speak TLS (Kubernetes gRPC probes), e.g. 0.0.0.0:8086; empty: none.",
+    )
     max_concurrent_rpcs: int = setting(
         "VOTING_GRPC_MAX_CONCURRENT_RPCS",
         0,

@@ -3,7 +3,9 @@
 One :class:`GrpcServer` per process: ``grpc.aio``, the standard health service, server
 reflection (``grpcurl`` works without proto files), keepalive, message size limits,
 and a graceful stop on SIGTERM/SIGINT: health turns NOT_SERVING first, so load balancers
-stop sending, then in-flight RPCs get ``grace_s`` to finish.
+stop sending, then long-lived streams are ended (``on_drain``) and in-flight RPCs get
+``grace_s`` to finish. ``VOTING_HEALTH_LISTEN`` adds a plaintext health-only port for
+probes that speak no TLS.
 """
 
 from __future__ import annotations
@@ -220,6 +222,7 @@ class GrpcServer:
         settings: ServerSettings,
         tls: TlsSettings | None = None,
         services: Sequence[Service] = (),
+        on_drain: Callable[[], Awaitable[None]] | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.listen = listen
@@ -227,8 +230,10 @@ class GrpcServer:
         self.tls = tls
         self.services = list(services)
         self.health = HealthServicer()
+        self._on_drain = on_drain
         self._on_stop = on_stop
         self._server: grpc.aio.Server | None = None
+        self._probe_server: grpc.aio.Server | None = None
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -250,15 +255,15 @@ class GrpcServer:
             server,
         )
         credentials = server_credentials(self.tls) if self.tls is not None else None
-        try:
-            if credentials is None:
-                server.add_insecure_port(self.listen)
-            else:
-                server.add_secure_port(self.listen, credentials)
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"cannot listen on {self.listen}: {exc} (is the port taken?)"
-            ) from exc
+        _bind(server, self.listen, credentials)
+        if self.settings.health_listen:
+            # Health alone, in plaintext: the kubelet's gRPC probe speaks no TLS, and
+            # health tells nothing a port scan would not.
+            probe_server = grpc.aio.server(options=server_options(self.settings))
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, probe_server)
+            _bind(probe_server, self.settings.health_listen, None)
+            await probe_server.start()
+            self._probe_server = probe_server
         await server.start()
         self._server = server
         for name in ["", *names]:
@@ -270,7 +275,11 @@ class GrpcServer:
             return
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
+        if self._on_drain is not None:
+            await self._on_drain()  # long-lived streams end now; they would outlast any grace
         await self._server.stop(self.settings.grace_s)
+        if self._probe_server is not None:
+            await self._probe_server.stop(None)
         if self._on_stop is not None:
             await self._on_stop()
         log.info("stopped", extra={"listen": self.listen})
@@ -289,6 +298,16 @@ class GrpcServer:
         await self.start()
         await wait_for_stop_signal()
         await self.stop()
+
+
+def _bind(server: grpc.aio.Server, listen: str, credentials: grpc.ServerCredentials | None) -> None:
+    try:
+        if credentials is None:
+            server.add_insecure_port(listen)
+        else:
+            server.add_secure_port(listen, credentials)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {listen}: {exc} (is the port taken?)") from exc
 
 
 async def wait_for_stop_signal() -> None:

@@ -66,6 +66,23 @@ def test_crashes_between_counts_and_positions_never_count_twice(deployment: Depl
     assert_counts_exact(deployment, poll_id, acks)
 
 
+def test_sigterm_under_load_exits_cleanly_and_the_restart_counts_exactly(
+    running: Deployment,
+) -> None:
+    poll_id = running.create_poll()
+    load = VoteLoad(running, poll_id, batch=40, pause_s=0.05).start()
+    running.wait_until_working("projector")
+    time.sleep(3.0)
+    code = running.stack.children["projector"].terminate(grace_s=running.settings.server.grace_s)
+    assert code == 0
+    time.sleep(2.0)  # votes go on while no projector runs
+    running.restart("projector")
+    time.sleep(2.0)
+    acks = load.stop()
+    assert load.failures == 0
+    assert_counts_exact(running, poll_id, acks)
+
+
 def test_replaying_vote_results_from_the_beginning_changes_nothing(running: Deployment) -> None:
     poll_id = running.create_poll()
     load = VoteLoad(running, poll_id, batch=50, pause_s=0.1).start()
