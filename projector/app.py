@@ -128,6 +128,38 @@ def recount_main(poll_id: str, *, wait_s: float) -> int:
     return 0
 
 
+def sweep_main(*, wait_s: float) -> int:
+    """``voting recount --sweep``: the safety net behind the automatic recount on close
+    (a CronJob in the Helm chart). Exits 1 if any closed poll is still not final."""
+    settings = Settings.from_env()
+    logs.configure("recount", level="WARNING")
+
+    async def go() -> tuple[int, int]:
+        client = redis_clients.client(settings.redis)
+        try:
+            keys = Keys(await active_namespace(client))
+            async with dynamodb.client(settings.dynamodb) as ddb:
+                recount = Recount(ddb, settings.dynamodb, client, keys)
+                pending = await recount.pending()
+                failed = 0
+                for poll_id in pending:
+                    try:
+                        outcome = await recount.run(poll_id, drain_timeout_s=wait_s)
+                    except ProjectorError as exc:
+                        failed += 1
+                        print(f"{poll_id}: not final yet: {exc}", file=sys.stderr)
+                        continue
+                    state = "matched" if outcome.matched else "DIFFERED, repaired"
+                    print(f"{poll_id}: final, {sum(outcome.counts.values())} votes, {state}")
+                return len(pending), failed
+        finally:
+            await client.aclose()
+
+    pending, failed = asyncio.run(go())
+    print(f"{pending} closed poll(s) needed a recount; {pending - failed} now final")
+    return 1 if failed else 0
+
+
 def rebuild_main(*, drop_previous: bool) -> int:
     """``voting projection rebuild``."""
     settings = Settings.from_env()

@@ -130,6 +130,36 @@ class Recount:
             )
         return RecountOutcome(poll_id, counts, live, matched, bool(finalized))
 
+    async def pending(self) -> list[str]:
+        """Closed polls whose results are not FINAL yet, from DynamoDB (the source of truth),
+        so a sweep also finds polls whose close the read model never saw."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._settings.polls_table,
+            "ProjectionExpression": "poll_id",
+            "FilterExpression": "#status = :closed",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":closed": {"S": "CLOSED"}},
+        }
+        closed: list[str] = []
+        while True:
+            page = await self._ddb.scan(**kwargs)
+            closed += [item["poll_id"]["S"] for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pending = []
+        for poll_id in sorted(closed):
+            reply = await self._ddb.get_item(
+                TableName=self._settings.results_table,
+                Key={"poll_id": {"S": poll_id}},
+                ProjectionExpression="#status",
+                ExpressionAttributeNames={"#status": "status"},
+                ConsistentRead=True,
+            )
+            if reply.get("Item", {}).get("status", {}).get("S") != "FINAL":
+                pending.append(poll_id)
+        return pending
+
     async def _poll(self, poll_id: str) -> tuple[poll_pb2.Poll, int]:
         raw = await self._redis.get(self.keys.poll(poll_id))
         if raw is None:

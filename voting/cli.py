@@ -94,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     recount = sub.add_parser(
         "recount", help="recount a closed poll from DynamoDB and make its results final"
     )
-    recount.add_argument("poll_id")
+    recount.add_argument("poll_id", nargs="?", help="the poll to recount")
+    recount.add_argument(
+        "--sweep",
+        action="store_true",
+        help="recount every closed poll whose results are not final yet (a safety net)",
+    )
     recount.add_argument(
         "--wait", type=float, default=60.0, help="seconds to wait for the pipeline to drain"
     )
@@ -209,8 +214,13 @@ def _init(_: argparse.Namespace) -> int:
 
 
 def _recount(args: argparse.Namespace) -> int:
-    from projector.app import recount_main  # noqa: PLC0415 - loads the projector only here
+    from projector.app import recount_main, sweep_main  # noqa: PLC0415 - projector only here
 
+    if args.sweep == bool(args.poll_id):
+        print("voting recount: give a POLL_ID or --sweep (not both)", file=sys.stderr)
+        return 2
+    if args.sweep:
+        return sweep_main(wait_s=args.wait)
     return recount_main(args.poll_id, wait_s=args.wait)
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from tests.harness import Deployment, VoteLoad, first_votes, wait_until
+from voting import dynamodb
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import query_service_pb2 as q
 
@@ -89,3 +90,42 @@ def test_a_corrupted_counter_is_detected_and_repaired_and_a_second_recount_chang
     assert f"{truth['b']:>12}" in again.stdout
     after = running.queries.GetResults(q.GetResultsRequest(poll_id=poll_id), timeout=10).results
     assert after == results
+
+
+def test_the_sweep_recounts_a_closed_poll_whose_final_tally_is_missing(
+    running: Deployment,
+) -> None:
+    poll_id = running.create_poll()
+    load = VoteLoad(running, poll_id, batch=20, pause_s=0.1).start()
+    time.sleep(2)
+    acks = load.stop()
+    truth = Counter(a.option_id for a in first_votes(acks).values())
+    wait_until(
+        lambda: Counter(running.redis_counts(poll_id)) == truth, timeout_s=60, what="live counts"
+    )
+    close(running, poll_id)
+    final_results(running, poll_id)
+    # As if the recount's row were lost (e.g. a restore from an older backup).
+    ddb = dynamodb.sync_client(running.settings.dynamodb)
+    ddb.delete_item(
+        TableName=running.settings.dynamodb.results_table, Key={"poll_id": {"S": poll_id}}
+    )
+
+    swept = subprocess.run(
+        [sys.executable, "-m", "voting", "recount", "--sweep", "--wait", "30"],
+        env={**running.stack.env(), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert f"{poll_id}: final, {sum(truth.values())} votes, matched" in swept.stdout, swept
+    row = ddb.get_item(
+        TableName=running.settings.dynamodb.results_table,
+        Key={"poll_id": {"S": poll_id}},
+        ConsistentRead=True,
+    )["Item"]
+    assert row["status"]["S"] == "FINAL"
+    assert {o: int(v["N"]) for o, v in row["counts"]["M"].items()} == {
+        o: truth[o] for o in ("a", "b", "c")
+    }
