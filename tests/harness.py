@@ -28,9 +28,8 @@ from voting.config import Settings
 from voting.identity import VoterKeys
 from voting.kafka import KafkaClients
 from voting.keys import DEV_KEY_ID, development_keys
-from voting.stack import components
 from voting.stack.components import free_port
-from voting.stack.stack import SERVICES, Stack, StackOptions
+from voting.stack.stack import Stack, StackOptions
 from voting.tls import sync_channel
 from voting.tokens import TokenIssuer, load_private_key
 from voting.v1 import (
@@ -137,26 +136,7 @@ class Deployment:
     def start_extra(self, name: str, command: str, *, env: dict[str, str] | None = None) -> int:
         """Another process of ``command`` (e.g. a second worker, or a command service
         with other settings) on its own port; returns the port."""
-        port = free_port()
-        listen = {
-            "command-svc": "VOTING_COMMAND_LISTEN",
-            "query-svc": "VOTING_QUERY_LISTEN",
-            "worker": "VOTING_WORKER_HEALTH_LISTEN",
-            "projector": "VOTING_PROJECTOR_LISTEN",
-            "gateway": "VOTING_GATEWAY_LISTEN",
-        }[command]
-        full_env = {**self.stack.env(), listen: f"127.0.0.1:{port}", **(env or {})}
-        probe = next(s.probe for s in SERVICES.values() if s.command == command)
-        component = components.service(
-            name=name,
-            command=command,
-            port=port,
-            env=full_env,
-            log_dir=self.stack.log_dir,
-            probe=probe,
-        )
-        self.stack.launch(component)
-        return port
+        return self.stack.start_extra(name, command, env=env)
 
     def start_extra_worker(self, name: str) -> None:
         """A second worker process in the same group, on its own health port."""

@@ -320,6 +320,29 @@ class Stack:
                     fix=f"stop what uses it, or pass --{option}-port with a free port",
                 )
 
+    def start_extra(self, name: str, command: str, *, env: dict[str, str] | None = None) -> int:
+        """Another process of ``command`` (e.g. a second worker, or a command service with
+        other settings) under ``name``, on its own free port; returns the port."""
+        port = components.free_port()
+        listen = {
+            "command-svc": "VOTING_COMMAND_LISTEN",
+            "query-svc": "VOTING_QUERY_LISTEN",
+            "worker": "VOTING_WORKER_HEALTH_LISTEN",
+            "projector": "VOTING_PROJECTOR_LISTEN",
+            "gateway": "VOTING_GATEWAY_LISTEN",
+        }[command]
+        probe = next(s.probe for s in SERVICES.values() if s.command == command)
+        component = components.service(
+            name=name,
+            command=command,
+            port=port,
+            env={**self.env(), listen: f"127.0.0.1:{port}", **(env or {})},
+            log_dir=self.log_dir,
+            probe=probe,
+        )
+        self.launch(component)
+        return port
+
     def launch(
         self,
         component: Component,
