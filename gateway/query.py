@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -17,7 +18,7 @@ from voting.v1 import query_service_pb2 as q
 QUERY_SERVICE = q.DESCRIPTOR.services_by_name["QueryService"].full_name
 CALL_TIMEOUT_S = 5.0
 HEALTH_TIMEOUT_S = 1.0
-_CHANNEL_OPTIONS = [
+_CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     # A quiet WatchResults stream must still notice a query service that vanished
     # without closing its connections (host or network failure), to reconnect.
     ("grpc.keepalive_time_ms", 20_000),
@@ -27,6 +28,10 @@ _CHANNEL_OPTIONS = [
     # service outage, browsers would wait that long for the streams to come back.
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5_000),
+    # Per call, over every address the name resolves to: with the query service's
+    # headless Service (one address per ready pod), the shared streams of the polls
+    # spread over all query pods instead of sticking to the first.
+    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
 ]
 
 

@@ -1,0 +1,29 @@
+"""k8s/manifests/ is the chart rendered with its default values, and valid Kubernetes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.k8s import kube
+from tests.k8s.render import documents, manifest_files, on_disk
+
+
+def test_manifests_are_a_fresh_render_of_the_chart() -> None:
+    stale = {
+        name
+        for name in set(on_disk()) | set(manifest_files())
+        if on_disk().get(name) != manifest_files().get(name)
+    }
+    assert stale == set(), (
+        f"k8s/manifests/ differs from the chart in {sorted(stale)}: "
+        "run `.venv/bin/python -m tests.k8s.render --write`"
+    )
+
+
+@pytest.mark.parametrize("version", kube.KUBE_VERSIONS)
+def test_every_manifest_is_valid_kubernetes(version: str) -> None:
+    manifests = documents(on_disk())
+    assert {m["kind"] for m in manifests} >= {"Deployment", "Service", "ConfigMap", "Job"}
+    for manifest in manifests:
+        assert not kube.is_custom(manifest)  # applies without prometheus-operator
+        kube.validate(manifest, version=version)
