@@ -12,7 +12,8 @@ APT_PACKAGES := redis-server chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps run up test lint proto proto-check proto-baseline fmt clean
+.PHONY: setup system-deps run up test lint bench chaos k8s-manifests proto proto-check \
+	proto-baseline fmt clean
 
 setup: system-deps $(STAMP) $(NPM_STAMP) $(EXAMPLE_NPM_STAMP)
 
@@ -33,7 +34,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,local]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,local,bench]"
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json
@@ -51,6 +52,18 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The standard profiles (figures as JSON and a PNG in bench/results/); `make test` runs
+# the short chaos profile and asserts correctness only.
+bench: setup
+	$(BIN)/voting bench --profile standard
+
+chaos: setup
+	$(BIN)/voting chaos --profile standard
+
+# The plain manifests in k8s/manifests, rendered from the chart (a test keeps them in sync).
+k8s-manifests: setup
+	$(BIN)/python -m tests.k8s.render --write
 
 lint: setup proto-check
 	$(BIN)/ruff check .

@@ -3,8 +3,9 @@
 ``python -m bench.broadcast --port P --rate R``: serves WatchResults on the same wire
 contract as the query service, but every subscriber just awaits one shared future that
 a timer resolves ``R`` times a second with a pre-serialized snapshot stamped with the
-current time. No Redis, no read model: what is left is the cost of gRPC itself, the
-limit the query service's fan-out is measured against.
+current time; GetResults answers that snapshot (the bare unary limit). No Redis, no
+read model: what is left is the cost of gRPC itself, the limit the query service is
+measured against.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Broadcast:
             waiters, self.next = self.next, asyncio.get_running_loop().create_future()
             waiters.set_result(self.latest)
 
+    async def get(self, request: q.GetResultsRequest, context: Any) -> bytes:
+        return self.latest  # WatchResultsResponse and GetResultsResponse share one wire form
+
     async def watch(self, request: q.WatchResultsRequest, context: Any) -> AsyncIterator[bytes]:
         yield self.latest
         while True:
@@ -62,7 +66,12 @@ async def serve(port: int, rate: float, options: int) -> None:
                 broadcast.watch,
                 request_deserializer=q.WatchResultsRequest.FromString,
                 response_serializer=bytes,
-            )
+            ),
+            "GetResults": grpc.unary_unary_rpc_method_handler(
+                broadcast.get,
+                request_deserializer=q.GetResultsRequest.FromString,
+                response_serializer=bytes,
+            ),
         },
     )
     server.add_generic_rpc_handlers((handler,))

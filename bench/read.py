@@ -13,11 +13,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +133,21 @@ def swarm(
     target: str, poll_id: str, count: int, seconds: float, *, module: str = "bench.subscribers"
 ) -> dict[str, Any]:
     """``count`` followers of ``poll_id`` in SWARMS processes running ``module``."""
-    per = count // SWARMS
-    procs = [
+    return collect_swarm(spawn_swarm(target, poll_id, count, seconds, module=module), count)
+
+
+def spawn_swarm(
+    target: str,
+    poll_id: str,
+    count: int,
+    seconds: float,
+    *,
+    module: str = "bench.subscribers",
+    warmup_s: float = 1.0,
+) -> list[subprocess.Popen[str]]:
+    """Starts the swarm processes; :func:`collect_swarm` waits for their figures."""
+    per = max(1, count // SWARMS)
+    return [
         subprocess.Popen(
             [
                 sys.executable,
@@ -146,13 +161,18 @@ def swarm(
                 str(per),
                 "--seconds",
                 str(seconds),
+                "--warmup",
+                str(warmup_s),
             ],
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(SWARMS)
     ]
-    outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+
+
+def collect_swarm(procs: list[subprocess.Popen[str]], count: int) -> dict[str, Any]:
+    outs = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     return {
         "subscribers": count,
         "connected": sum(o["connected"] for o in outs),
@@ -199,26 +219,31 @@ def fanout(stack: Stack, poll_id: str, *, seconds: float) -> dict[str, Any]:
         )
         figures[f"subscribers_per_process_{int(hz)}hz"] = best
         figures[f"steps_{int(hz)}hz"] = steps
+    with bare_server(rate=10.0) as target:
+        best, steps = ramp(target, "bench", RAMP_10HZ, max(3.0, seconds / 4), _no_driver)
+    figures["raw_subscribers_per_process_10hz"] = best
+    figures["raw_steps_10hz"] = steps
+    return figures
+
+
+@contextlib.contextmanager
+def bare_server(*, rate: float) -> Iterator[str]:
+    """The bare gRPC server (``bench.broadcast``) in its own process; yields its target."""
     port = free_port()
     raw = spawn(
         ProcessSpec(
             "broadcast",
-            [sys.executable, "-m", "bench.broadcast", "--port", str(port), "--rate", "10"],
+            [sys.executable, "-m", "bench.broadcast", "--port", str(port), "--rate", str(rate)],
         )
     )
     try:
         for _ in range(100):
-            if raw.alive() and _serving(port):
+            if raw.alive() and accepting(port):
                 break
             time.sleep(0.1)
-        best, steps = ramp(
-            f"127.0.0.1:{port}", "bench", RAMP_10HZ, max(3.0, seconds / 4), _no_driver
-        )
+        yield f"127.0.0.1:{port}"
     finally:
         raw.terminate(5)
-    figures["raw_subscribers_per_process_10hz"] = best
-    figures["raw_steps_10hz"] = steps
-    return figures
 
 
 class _NoDriver:
@@ -233,7 +258,8 @@ def _no_driver() -> _NoDriver:
     return _NoDriver()
 
 
-def _serving(port: int) -> bool:
+def accepting(port: int) -> bool:
+    """A gRPC server listens on the port (no health service needed)."""
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=0.5)

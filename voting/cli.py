@@ -131,8 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.set_defaults(handler=_rebuild)
 
-    bench = sub.add_parser("bench", help="benchmarks that print figures (JSON)")
-    benches = bench.add_subparsers(required=True, metavar="BENCHMARK")
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks that print figures (JSON); without BENCHMARK: the whole pipeline",
+    )
+    bench.add_argument("--profile", choices=["quick", "standard"], default="quick")
+    bench.add_argument("--json", type=Path, help="where to write the figures")
+    bench.add_argument("--seconds", type=float, help="of the pipeline load")
+    bench.add_argument("--polls", type=int)
+    bench.add_argument("--options", type=int, help="options per poll")
+    bench.add_argument("--voters", type=int, help="distinct voters per poll at most")
+    bench.add_argument("--repeat-ratio", type=float, help="share of votes from repeat voters")
+    bench.add_argument("--rate", type=float, help="votes/s; 0: flat out (bounded backlog)")
+    bench.add_argument("--batch", type=int, help="votes per CastVotes call; 1: CastVote")
+    bench.add_argument("--watchers", type=int, help="followers of the first poll")
+    bench.set_defaults(handler=_bench("bench.pipeline"))
+    benches = bench.add_subparsers(required=False, metavar="BENCHMARK")
     write = benches.add_parser("write", help="write side: ingest, acks, worker, beside raw limits")
     write.add_argument("--seconds", type=float, default=20.0)
     write.add_argument("--json", type=Path, help="where to write the figures")
@@ -154,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     recount_bench.add_argument("--json", type=Path, help="where to write the figures")
     recount_bench.set_defaults(handler=_bench("bench.recount"))
 
+    chaos = sub.add_parser(
+        "chaos",
+        help="kill -9 and restart every component under load, then prove nothing was lost "
+        "or counted twice (JSON)",
+    )
+    chaos.add_argument("--profile", choices=["short", "quick", "standard"], default="quick")
+    chaos.add_argument("--json", type=Path, help="where to write the figures")
+    chaos.set_defaults(handler=_bench("bench.chaos"))
+
     for command, target in (
         ("command-svc", "command_svc.app:main"),
         ("worker", "command_svc.worker.app:main"),
@@ -168,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PIPELINE_OPTIONS = {
+    "profile",
+    "polls",
+    "options",
+    "voters",
+    "repeat_ratio",
+    "rate",
+    "batch",
+    "watchers",
+}
+
+
 def _bench(module_name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         import json  # noqa: PLC0415
@@ -176,7 +211,12 @@ def _bench(module_name: str) -> Callable[[argparse.Namespace], int]:
         logs.configure("bench", level="WARNING")
         options = {k: v for k, v in vars(args).items() if k not in {"handler"}}
         options["json_path"] = options.pop("json")
+        if module_name == "bench.chaos":
+            options = {"profile": options["profile"], "json_path": options["json_path"]}
+        elif module_name != "bench.pipeline":  # the pipeline's options are the bench's own
+            options = {k: v for k, v in options.items() if k not in PIPELINE_OPTIONS}
         figures = module.run(**options)
+        figures.pop("timeline", None)  # in the JSON file; too long for a terminal
         print(json.dumps(figures, indent=2, sort_keys=True))
         return 0
 
