@@ -18,9 +18,11 @@ pipeline sustains rather than how fast a queue can grow).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +100,29 @@ class LoadRecord:
     @property
     def accepted_expected(self) -> int:
         return sum(len(voters) for voters in self.truth.values())
+
+    def visibility(
+        self, poll_id: str, snapshots: list[tuple[float, dict[int, int]]]
+    ) -> list[tuple[float, float]]:
+        """(ack time, ms until visible) of each acknowledged vote of ``poll_id``: a vote is
+        visible in the first snapshot (time, watermark by partition) whose watermark for
+        its partition reaches its offset. Votes never seen are left out."""
+        times: dict[int, list[float]] = defaultdict(list)
+        marks: dict[int, list[int]] = defaultdict(list)
+        for at, snapshot in snapshots:
+            for partition, mark in snapshot.items():
+                best = max(mark, marks[partition][-1]) if marks[partition] else mark
+                times[partition].append(at)
+                marks[partition].append(best)
+        visible = []
+        for ack in self.acks:
+            if ack.poll_id != poll_id:
+                continue
+            index = bisect.bisect_left(marks[ack.partition], ack.offset)
+            if index < len(marks[ack.partition]):
+                seen = times[ack.partition][index]
+                visible.append((ack.at, max(0.0, seen - ack.at) * 1000))
+        return visible
 
     def truth_counts(self, poll_id: str, options: tuple[str, ...]) -> dict[str, int]:
         counts = dict.fromkeys(options, 0)

@@ -24,7 +24,6 @@ Writes ``bench/results/<timestamp>.json`` (or ``--json``) and a PNG beside it.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import json
 import subprocess
@@ -251,7 +250,7 @@ async def measure_pipeline(stack: Stack, profile: Profile, progress: Progress) -
 
     record = load.record
     call_ms = [(c.ended - c.started) * 1000 for c in record.calls if c.ok]
-    visible = visibility(record, polls[0], snapshots)
+    visible = record.visibility(polls[0], snapshots)
     elapsed = drained_at - started
     return {
         "e2e_votes_per_s": rounded(expected / elapsed if elapsed > 0 else 0.0),
@@ -303,28 +302,6 @@ def finalize(
         }
     exact = all(all(c.values()) for c in checks.values())
     return {"exact": exact, "exact_by_poll": checks}
-
-
-def visibility(
-    record: LoadRecord, poll_id: str, snapshots: list[tuple[float, dict[int, int]]]
-) -> list[tuple[float, float]]:
-    """(ack time, ms until visible) for each acknowledged vote of ``poll_id``."""
-    times: dict[int, list[float]] = defaultdict(list)
-    marks: dict[int, list[int]] = defaultdict(list)
-    for at, snapshot in snapshots:
-        for partition, mark in snapshot.items():
-            best = max(mark, marks[partition][-1]) if marks[partition] else mark
-            times[partition].append(at)
-            marks[partition].append(best)
-    visible = []
-    for ack in record.acks:
-        if ack.poll_id != poll_id:
-            continue
-        index = bisect.bisect_left(marks[ack.partition], ack.offset)
-        if index < len(marks[ack.partition]):
-            seen = times[ack.partition][index]
-            visible.append((ack.at, max(0.0, seen - ack.at) * 1000))
-    return visible
 
 
 def timeline(

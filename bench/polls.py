@@ -14,7 +14,9 @@ from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
 from voting.v1 import query_service_pb2 as q
 
 
-def create_polls(settings: Settings, count: int, options: int, *, prefix: str) -> list[str]:
+def create_polls(
+    settings: Settings, count: int, options: int, *, prefix: str, await_read_side: bool = True
+) -> list[str]:
     stamp = int(time.time() * 1000)
     polls = [f"{prefix}-{stamp}-{i}" for i in range(count)]
     with (
@@ -36,7 +38,7 @@ def create_polls(settings: Settings, count: int, options: int, *, prefix: str) -
                 ),
                 timeout=30,
             )
-        for poll_id in polls:  # the read side knows them before anyone watches
+        for poll_id in polls if await_read_side else []:  # known before anyone watches
             deadline = time.monotonic() + 60
             while True:
                 try:

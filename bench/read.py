@@ -27,14 +27,16 @@ import grpc
 import redis
 
 from bench.environment import machine, private_stack, write_json
+from bench.load import LoadSpec, VoteLoad
+from bench.polls import create_polls
 from bench.stats import percentile, rounded
+from voting.config import Settings
 from voting.process import ProcessSpec, spawn
 from voting.readmodel import CHANGES_CHANNEL, Keys, change_message
 from voting.stack.components import free_port, grpc_serving
 from voting.stack.stack import Stack
-from voting.v1 import command_service_pb2 as cmd
-from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
 from voting.v1 import query_service_pb2 as q
+from voting.v1 import query_service_pb2_grpc
 
 PUSH_P99_LIMIT_MS = 100.0
 RAMP_10HZ = (250, 500, 1000, 1500, 2000, 3000, 4000)
@@ -43,28 +45,12 @@ SWARMS = 2
 
 
 async def vote_to_visible(
-    command: str, query: str, *, seconds: float, rate: float = 50.0
+    settings: Settings, poll_id: str, *, seconds: float, rate: float = 50.0
 ) -> dict[str, Any]:
-    poll_id = f"visible-{int(time.time())}"
-    async with grpc.aio.insecure_channel(command) as cc, grpc.aio.insecure_channel(query) as qc:
-        commands: Any = command_service_pb2_grpc.CommandServiceStub(cc)
-        queries: Any = query_service_pb2_grpc.QueryServiceStub(qc)
-        await commands.CreatePoll(
-            cmd.CreatePollRequest(
-                request_id=poll_id,
-                poll_id=poll_id,
-                title="visible",
-                options=[poll_pb2.PollOption(option_id=o, label=o) for o in "ab"],
-            ),
-            timeout=30,
-        )
-        for _ in range(100):
-            try:
-                await queries.GetPoll(q.GetPollRequest(poll_id=poll_id), timeout=5)
-                break
-            except grpc.aio.AioRpcError:
-                await asyncio.sleep(0.1)
-        snapshots: list[tuple[float, dict[int, int]]] = []
+    """Votes cast one by one at ``rate`` while a watcher follows the poll."""
+    snapshots: list[tuple[float, dict[int, int]]] = []
+    async with grpc.aio.insecure_channel(settings.query.listen) as channel:
+        queries: Any = query_service_pb2_grpc.QueryServiceStub(channel)
 
         async def watch() -> None:
             async for message in queries.WatchResults(q.WatchResultsRequest(poll_id=poll_id)):
@@ -73,32 +59,21 @@ async def vote_to_visible(
 
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0.5)
-        acked: list[tuple[float, int, int]] = []
-        started = time.monotonic()
-        index = 0
-        while time.monotonic() - started < seconds:
-            reply = await commands.CastVote(
-                cmd.CastVoteRequest(
-                    poll_id=poll_id, voter_id=f"v{index}", option_id="ab"[index % 2]
-                ),
-                timeout=10,
-            )
-            position = reply.consistency_token.position
-            acked.append((time.monotonic(), position.partition, position.offset))
-            index += 1
-            await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
+        load = VoteLoad(
+            settings.command.listen,
+            LoadSpec(
+                polls=[poll_id], options=("o0", "o1"), batch=1, lanes=1, rate=rate, repeat_ratio=0
+            ),
+        )
+        await load.run(lambda: False, seconds=seconds)
         await asyncio.sleep(5.0)
         watcher.cancel()
-    visible: list[float] = []
-    for at, partition, offset in acked:
-        seen = next((t for t, marks in snapshots if marks.get(partition, -1) >= offset), None)
-        if seen is not None:
-            visible.append((seen - at) * 1000)
+    visible = [ms for _, ms in load.record.visibility(poll_id, snapshots)]
     return {
         "visible_p50_ms": percentile(visible, 50),
         "visible_p99_ms": percentile(visible, 99),
         "visible_votes": len(visible),
-        "visible_missing": len(acked) - len(visible),
+        "visible_missing": len(load.record.acks) - len(visible),
     }
 
 
@@ -271,22 +246,8 @@ def accepting(port: int) -> bool:
 def run(*, seconds: float, json_path: Path | None) -> dict[str, Any]:
     with private_stack(services=("command", "worker", "projector", "query")) as stack:
         settings = stack.settings()
-        visible = asyncio.run(
-            vote_to_visible(settings.command.listen, settings.query.listen, seconds=seconds * 0.5)
-        )
-        poll_id = f"fanout-{int(time.time())}"
-        command_service_pb2_grpc.CommandServiceStub(
-            grpc.insecure_channel(settings.command.listen)
-        ).CreatePoll(
-            cmd.CreatePollRequest(
-                request_id=poll_id,
-                poll_id=poll_id,
-                title="fan-out",
-                options=[poll_pb2.PollOption(option_id=o, label=o) for o in "abc"],
-            ),
-            timeout=30,
-        )
-        time.sleep(2)
+        visible_poll, poll_id = create_polls(settings, 2, 2, prefix="read")
+        visible = asyncio.run(vote_to_visible(settings, visible_poll, seconds=seconds * 0.5))
         stack.stop_services(["worker", "projector", "command"])  # the query service has the box
         assert grpc_serving(settings.query.listen)
         fan = fanout(stack, poll_id, seconds=seconds)

@@ -29,12 +29,12 @@ from typing import Any
 import grpc
 
 from bench.environment import cpu_seconds, machine, peak_rss_mib, private_stack, write_json
+from bench.polls import create_polls
 from bench.read import PUSH_P99_LIMIT_MS, RAMP_1HZ, RAMP_10HZ, ChangeDriver, ramp
 from bench.stats import percentile, rounded
 from voting.stack.components import grpc_serving
-from voting.v1 import command_service_pb2 as cmd
-from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
 from voting.v1 import query_service_pb2 as q
+from voting.v1 import query_service_pb2_grpc
 
 
 class Probe:
@@ -70,20 +70,6 @@ class Probe:
                 self.latencies.append(now - message.results.updated_at.ToMilliseconds())
 
 
-def _wait_for_poll(query: str, poll_id: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(query) as channel:
-        queries = query_service_pb2_grpc.QueryServiceStub(channel)
-        while True:
-            try:
-                queries.GetPoll(q.GetPollRequest(poll_id=poll_id), timeout=5)
-                return
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-
 def _at_limit(steps: list[dict[str, Any]], best: int) -> dict[str, Any] | None:
     return next((s for s in steps if s["subscribers"] == best), None)
 
@@ -92,18 +78,7 @@ def run(*, seconds: float, json_path: Path | None) -> dict[str, Any]:
     services = ("command", "worker", "projector", "query", "gateway")
     with private_stack(services=services) as stack:
         settings = stack.settings()
-        poll_id = f"sse-{int(time.time())}"
-        with grpc.insecure_channel(settings.command.listen) as channel:
-            command_service_pb2_grpc.CommandServiceStub(channel).CreatePoll(
-                cmd.CreatePollRequest(
-                    request_id=poll_id,
-                    poll_id=poll_id,
-                    title="fan-out",
-                    options=[poll_pb2.PollOption(option_id=o, label=o) for o in "abc"],
-                ),
-                timeout=30,
-            )
-        _wait_for_poll(settings.query.listen, poll_id)
+        (poll_id,) = create_polls(settings, 1, 3, prefix="sse")
         stack.stop_services(["worker", "projector", "command"])  # the read side has the box
         assert grpc_serving(settings.query.listen)
         gateway = f"http://{settings.gateway.listen}"

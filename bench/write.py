@@ -17,79 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 from confluent_kafka import TopicPartition
 
 from bench import limits
 from bench.environment import machine, private_stack, write_json
+from bench.load import LoadSpec, VoteLoad
+from bench.polls import create_polls
 from bench.stats import percentile, rounded
 from voting.config import Settings
 from voting.kafka import KafkaClients
-from voting.v1 import command_service_pb2 as cmd
-from voting.v1 import command_service_pb2_grpc, poll_pb2
 
-
-class Acks:
-    def __init__(self) -> None:
-        self.count = 0
-        self.next_offset: dict[int, int] = {}
-
-    def add(self, response: cmd.CastVoteResponse) -> None:
-        self.count += 1
-        position = response.consistency_token.position
-        self.next_offset[position.partition] = max(
-            self.next_offset.get(position.partition, 0), position.offset + 1
-        )
-
-
-async def bulk(
-    stub: Any, poll_id: str, acks: Acks, *, seconds: float, batch: int = 1000, in_flight: int = 4
-) -> float:
-    started = time.monotonic()
-    counter = 0
-
-    async def sender(lane: int) -> None:
-        nonlocal counter
-        while time.monotonic() - started < seconds:
-            base = counter
-            counter += batch
-            requests = [
-                cmd.CastVoteRequest(
-                    poll_id=poll_id, voter_id=f"bulk-{lane}-{base + i}", option_id="abc"[i % 3]
-                )
-                for i in range(batch)
-            ]
-            reply = await stub.CastVotes(cmd.CastVotesRequest(requests=requests), timeout=60)
-            for result in reply.results:
-                if result.status.code == 0:
-                    acks.add(result.response)
-
-    before = acks.count
-    await asyncio.gather(*(sender(lane) for lane in range(in_flight)))
-    return (acks.count - before) / (time.monotonic() - started)
-
-
-async def unary(
-    stub: Any, poll_id: str, acks: Acks, *, seconds: float, in_flight: int = 64
-) -> tuple[float, list[float]]:
-    started = time.monotonic()
-    latencies: list[float] = []
-    counter = 0
-
-    async def sender() -> None:
-        nonlocal counter
-        while time.monotonic() - started < seconds:
-            counter += 1
-            request = cmd.CastVoteRequest(
-                poll_id=poll_id, voter_id=f"unary-{counter}", option_id="abc"[counter % 3]
-            )
-            sent = time.perf_counter()
-            reply = await stub.CastVote(request, timeout=30)
-            latencies.append((time.perf_counter() - sent) * 1000)
-            acks.add(reply)
-
-    await asyncio.gather(*(sender() for _ in range(in_flight)))
-    return len(latencies) / (time.monotonic() - started), latencies
+OPTIONS = ("o0", "o1", "o2")
 
 
 def committed_total(settings: Settings) -> int:
@@ -120,25 +58,29 @@ def worker_rate(settings: Settings, backlog: int, *, seconds: float) -> float:
     return (last[1] - first[1]) / (last[0] - first[0])
 
 
-async def ingest(target: str, seconds: float) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub: Any = command_service_pb2_grpc.CommandServiceStub(channel)
-        poll_id = f"bench-{int(time.time())}"
-        await stub.CreatePoll(
-            cmd.CreatePollRequest(
-                request_id=poll_id,
-                poll_id=poll_id,
-                title="bench",
-                options=[poll_pb2.PollOption(option_id=o, label=o) for o in "abc"],
-            ),
-            timeout=30,
+def ingest(settings: Settings, seconds: float) -> dict[str, Any]:
+    target = settings.command.listen
+    (poll_id,) = create_polls(settings, 1, len(OPTIONS), prefix="write", await_read_side=False)
+
+    def load(batch: int, lanes: int, seconds: float) -> tuple[VoteLoad, float]:
+        spec = LoadSpec(
+            polls=[poll_id], options=OPTIONS, batch=batch, lanes=lanes, repeat_ratio=0.0
         )
-        acks = Acks()
-        await unary(stub, poll_id, acks, seconds=1.0)  # warm up caches and connections
-        bulk_rate = await bulk(stub, poll_id, acks, seconds=seconds * 0.4)
-        unary_rate, latencies = await unary(stub, poll_id, acks, seconds=seconds * 0.2)
+        vote_load = VoteLoad(target, spec)
+        started = time.monotonic()
+        asyncio.run(vote_load.run(lambda: False, seconds=seconds))
+        return vote_load, len(vote_load.record.acks) / (time.monotonic() - started)
+
+    warm, _ = load(1, 64, 1.0)  # warm up caches and connections
+    bulk, bulk_rate = load(1000, 4, seconds * 0.4)
+    unary, unary_rate = load(1, 64, seconds * 0.2)
+    latencies = [(c.ended - c.started) * 1000 for c in unary.record.calls if c.ok]
+    next_offset: dict[int, int] = {}
+    for ack in (*warm.record.acks, *bulk.record.acks, *unary.record.acks):
+        next_offset[ack.partition] = max(next_offset.get(ack.partition, 0), ack.offset + 1)
     return {
-        "acks": acks,
+        "acknowledged_votes": sum(len(v.record.acks) for v in (warm, bulk, unary)),
+        "backlog": sum(next_offset.values()),
         "ingest_bulk_votes_per_s": bulk_rate,
         "ingest_unary_votes_per_s": unary_rate,
         "ack_p50_ms": percentile(latencies, 50),
@@ -154,9 +96,8 @@ def run(*, seconds: float, json_path: Path | None) -> dict[str, Any]:
         dynamodb_rate, dynamodb_concurrency = limits.run_raw_dynamodb(
             settings, seconds=seconds * 0.15
         )
-        measured = asyncio.run(ingest(settings.command.listen, seconds))
-        acks: Acks = measured.pop("acks")
-        backlog = sum(acks.next_offset.values())
+        measured = ingest(settings, seconds)
+        acknowledged, backlog = measured.pop("acknowledged_votes"), measured.pop("backlog")
         stack.start_services(["worker"])
         decided_rate = worker_rate(settings, backlog, seconds=seconds * 0.3)
     figures: dict[str, Any] = {
@@ -169,7 +110,7 @@ def run(*, seconds: float, json_path: Path | None) -> dict[str, Any]:
         "raw_consume_per_s": rounded(consume_rate),
         "raw_dynamodb_writes_per_s": rounded(dynamodb_rate),
         "raw_dynamodb_concurrency": dynamodb_concurrency,
-        "acknowledged_votes": acks.count,
+        "acknowledged_votes": acknowledged,
     }
     figures["ratios"] = {
         "ingest_bulk_to_raw_produce": rounded(

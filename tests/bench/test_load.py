@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.load import Ack, LoadRecord, down_windows, within
-from bench.pipeline import visibility
 
 
 def test_a_window_runs_from_the_first_failure_to_the_next_success() -> None:
@@ -46,6 +45,6 @@ def test_a_vote_is_visible_in_the_first_snapshot_whose_watermark_covers_it() -> 
         ]
     )
     snapshots = [(10.1, {0: 4, 1: 7}), (10.3, {0: 5, 1: 7}), (10.5, {0: 3})]
-    seen = visibility(record, "p", snapshots)
+    seen = record.visibility("p", snapshots)
     assert [at for at, _ in seen] == [10.0, 10.0]
     assert [ms for _, ms in seen] == pytest.approx([300.0, 100.0])
