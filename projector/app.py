@@ -22,7 +22,7 @@ from voting.config import Settings
 from voting.kafka import KafkaClients
 from voting.lag import LagProbe
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
-from voting.server import GrpcServer, Service, wait_for_stop_signal
+from voting.server import GrpcServer, Service
 from voting.tokens import AdminGate
 from voting.v1 import admin_service_pb2
 
@@ -66,17 +66,8 @@ async def run(settings: Settings) -> None:
             topic=settings.topics.vote_results,
             positions=projector.positions,
         ).start()
-        stop = asyncio.Event()
-        await server.start()
-        loop_task = asyncio.create_task(projector.run(stop))
-        stopper = asyncio.create_task(wait_for_stop_signal())
-        await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        await server.set_serving(False)
-        await loop_task
-        stopper.cancel()
+        await server.serve_while(projector.run)
         lag.stop()
-        await server.stop()
     await client.aclose()
 
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,6 +292,21 @@ class GrpcServer:
         )
         for name in ["", *(s.name for s in self.services)]:
             await self.health.set(name, status)
+
+    async def serve_while(self, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        """Starts, then runs ``work(stop)`` (a consumer loop) until it returns or SIGTERM or
+        SIGINT arrives; then ``stop`` is set, health turns NOT_SERVING, the work finishes
+        what it holds (commits, leaves its group), and the server stops."""
+        stop = asyncio.Event()
+        await self.start()
+        task = asyncio.create_task(work(stop))
+        stopper = asyncio.create_task(wait_for_stop_signal())
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await self.set_serving(False)
+        await task
+        stopper.cancel()
+        await self.stop()
 
     async def serve_until_signal(self) -> None:
         """Starts, then stops gracefully on the first SIGTERM or SIGINT."""

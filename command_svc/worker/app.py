@@ -12,7 +12,7 @@ from voting import dynamodb, runtime, telemetry
 from voting.config import Settings
 from voting.kafka import KafkaClients
 from voting.lag import LagProbe
-from voting.server import GrpcServer, wait_for_stop_signal
+from voting.server import GrpcServer
 
 
 async def run(settings: Settings) -> None:
@@ -33,17 +33,8 @@ async def run(settings: Settings) -> None:
             topic=settings.topics.votes,
             positions=worker.positions,
         ).start()
-        stop = asyncio.Event()
-        await health.start()
-        loop_task = asyncio.create_task(worker.run(stop))
-        stopper = asyncio.create_task(wait_for_stop_signal())
-        await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        await health.set_serving(False)
-        await loop_task  # finishes the batch in hand, commits it, leaves the group
-        stopper.cancel()
+        await health.serve_while(worker.run)  # on SIGTERM: commits its batch, leaves the group
         lag.stop()
-        await health.stop()
 
 
 def main() -> int:
