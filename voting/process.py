@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from pathlib import Path
 # would make Python run its at-fork handlers and take the import lock before fork, and
 # that deadlocked under load with other threads busy in gRPC calls.
 _DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
+# The kernel sends that signal when the *thread* that forked the child ends, not the
+# process (prctl(2), PR_SET_PDEATHSIG). So every child is forked by this one thread,
+# which lives as long as the process: a child restarted from a short-lived thread would
+# otherwise be stopped as soon as that thread returned.
+_FORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawn")
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,8 @@ def spawn(spec: ProcessSpec) -> Child:
     else:
         out = None
     try:
-        popen = subprocess.Popen(
+        popen = _FORKER.submit(
+            subprocess.Popen,
             [*_DIE_WITH_PARENT, *spec.argv],
             env=env,
             cwd=spec.cwd,
@@ -103,7 +110,7 @@ def spawn(spec: ProcessSpec) -> Child:
             stdout=out if out is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-        )
+        ).result()
     finally:
         if out is not None:
             out.close()

@@ -6,7 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+
+from voting.process import Child, ProcessSpec, spawn
 
 PARENT = """
 import sys, time
@@ -37,3 +40,21 @@ def test_a_child_is_stopped_when_its_parent_is_killed() -> None:
                 return
         time.sleep(0.1)
     raise AssertionError("the child outlived its killed parent")
+
+
+def test_a_child_started_from_a_short_lived_thread_outlives_that_thread() -> None:
+    """The parent-death signal fires when the thread that forked the child ends, not the
+    process (prctl(2)): a process restarted from a worker thread (the chaos nemesis does
+    that) was stopped the moment that thread finished."""
+    started: list[Child] = []
+    thread = threading.Thread(
+        target=lambda: started.append(spawn(ProcessSpec("sleeper", ["sleep", "30"])))
+    )
+    thread.start()
+    thread.join()
+    (child,) = started
+    try:
+        time.sleep(1.0)
+        assert child.alive(), "the child died with the thread that started it"
+    finally:
+        child.kill()
