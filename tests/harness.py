@@ -8,25 +8,26 @@ tests can kill and restart any part of it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
+import signal
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import grpc
 import redis
-from confluent_kafka import KafkaError, TopicPartition
 
 from voting import dynamodb, events
 from voting.config import Settings
 from voting.identity import VoterKeys
-from voting.kafka import KafkaClients
+from voting.kafka import KafkaClients, read_log
 from voting.keys import DEV_KEY_ID, development_keys
 from voting.stack.components import free_port
 from voting.stack.stack import Stack, StackOptions
@@ -84,6 +85,7 @@ class Deployment:
             "VOTING_DYNAMODB_POLLS_TABLE": f"polls-{suffix}",
             "VOTING_DYNAMODB_VOTES_TABLE": f"votes-{suffix}",
             "VOTING_DYNAMODB_RESULTS_TABLE": f"results-{suffix}",
+            "VOTING_DYNAMODB_CHECKPOINTS_TABLE": f"checkpoints-{suffix}",
             "VOTING_WORKER_GROUP": f"worker-{suffix}",
             "VOTING_PROJECTOR_GROUP": f"projector-{suffix}",
             "VOTING_REDIS_URL": infra.settings().redis.url.rsplit("/", 1)[0] + f"/{db}",
@@ -230,33 +232,10 @@ class Deployment:
     def read_topic(self, topic: str, *, partitions: int | None = None) -> list[Record]:
         """Every record of ``topic`` up to the end of each partition (read_committed)."""
         count = partitions if partitions is not None else self._partitions(topic)
-        reader = self.kafka.reader(client_id=f"test-{uuid.uuid4().hex[:6]}")
-        reader.assign([TopicPartition(topic, p, 0) for p in range(count)])
-        records: list[Record] = []
-        at_end: set[int] = set()
-        deadline = time.monotonic() + 60
-        try:
-            while len(at_end) < count and time.monotonic() < deadline:
-                for msg in reader.consume(5000, timeout=0.5):
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            at_end.add(msg.partition() or 0)
-                        continue
-                    records.append(
-                        Record(
-                            topic,
-                            msg.partition() or 0,
-                            msg.offset() or 0,
-                            msg.key(),
-                            msg.value(),
-                            events.header_items(msg.headers()),
-                        )
-                    )
-        finally:
-            reader.close()
-        assert len(at_end) == count, f"did not reach the end of {topic}"
-        return records
+        return [
+            Record(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+            for r in read_log(self.kafka, topic, count, timeout_s=60)
+        ]
 
     def _partitions(self, topic: str) -> int:
         t = self.settings.topics
@@ -411,3 +390,73 @@ def infra_options(data_dir: Path) -> StackOptions:
 
 def settings_of(deployment: Deployment) -> Settings:
     return deployment.settings
+
+
+@contextlib.contextmanager
+def paused(stack: Stack, name: str) -> Iterator[None]:
+    """SIGSTOP a component's whole process group for the block, then SIGCONT: a pause
+    (GC, VM migration, overloaded host) rather than a crash."""
+    child = stack.children[name]
+    child.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        child.signal(signal.SIGCONT)
+
+
+def cast(
+    stub: Any,
+    poll_id: str,
+    voter_id: str,
+    option_id: str = "a",
+    *,
+    request_id: str = "",
+    timeout_s: float = 10,
+) -> cmd.CastVoteResponse:
+    reply: cmd.CastVoteResponse = stub.CastVote(
+        cmd.CastVoteRequest(
+            request_id=request_id, poll_id=poll_id, voter_id=voter_id, option_id=option_id
+        ),
+        timeout=timeout_s,
+    )
+    return reply
+
+
+def append_vote_record(deployment: Deployment, vote: events_pb2.VoteCast) -> None:
+    """Appends a VoteCast exactly as the command service does (same key, headers and
+    partitioner): what a command process with a stale poll model would append."""
+    producer = deployment.kafka.producer(client_id=f"test-{uuid.uuid4().hex[:6]}")
+    value, headers = events.encode(vote)
+    producer.produce(
+        deployment.settings.topics.votes,
+        value,
+        f"{vote.poll_id}/{vote.voter_key}".encode(),
+        headers=headers,
+    )
+    assert producer.flush(30) == 0, "the broker did not take the record"
+
+
+def results_of(deployment: Deployment, poll_id: str, **request: Any) -> Any:
+    """The poll's current Results, or None while the read side does not answer for it
+    (the poll not projected yet, the query service restarting)."""
+    from voting.v1 import query_service_pb2
+
+    try:
+        return deployment.queries.GetResults(
+            query_service_pb2.GetResultsRequest(poll_id=poll_id, **request), timeout=10
+        ).results
+    except grpc.RpcError:
+        return None
+
+
+def await_final(deployment: Deployment, poll_id: str, *, timeout_s: float = 90) -> Any:
+    """Waits for the poll's FINAL results and returns them."""
+    found: list[Any] = []
+
+    def final() -> bool:
+        results = results_of(deployment, poll_id)
+        found[:] = [results]
+        return results is not None and bool(results.final)
+
+    wait_until(final, timeout_s=timeout_s, what=f"FINAL results of {poll_id}")
+    return found[0]

@@ -118,6 +118,12 @@ class DynamoDBSettings:
     results_table: str = setting(
         "VOTING_DYNAMODB_RESULTS_TABLE", "results", "Table of final tallies written by the recount."
     )
+    checkpoints_table: str = setting(
+        "VOTING_DYNAMODB_CHECKPOINTS_TABLE",
+        "checkpoints",
+        "Table of the dedup worker's changelog checkpoints (where each partition's restore "
+        "starts).",
+    )
     ledger_shards: int = setting(
         "VOTING_LEDGER_SHARDS",
         16,
@@ -126,6 +132,12 @@ class DynamoDBSettings:
     )
     max_pool_connections: int = setting(
         "VOTING_DYNAMODB_MAX_POOL_CONNECTIONS", 64, "HTTP connections per DynamoDB client."
+    )
+    request_timeout_s: float = setting(
+        "VOTING_DYNAMODB_REQUEST_TIMEOUT_S",
+        2.0,
+        "Longest a request waits for one DynamoDB call (retries included) before it fails "
+        "with UNAVAILABLE: a store that does not answer must not hold calls to their deadline.",
     )
 
 
@@ -176,6 +188,12 @@ class CommandSettings:
         1.0,
         "Bounded staleness of the poll model the command service validates votes against.",
     )
+    poll_max_staleness_s: float = setting(
+        "VOTING_POLL_MAX_STALENESS_S",
+        60.0,
+        "While DynamoDB does not answer, votes are validated against the last known poll "
+        "model for at most this long (the close point itself is decided in the log).",
+    )
     idempotency_ttl_s: float = setting(
         "VOTING_IDEMPOTENCY_TTL_S", 600.0, "How long a request id's acknowledgement is remembered."
     )
@@ -219,6 +237,13 @@ class WorkerSettings:
         8,
         "DynamoDB write requests in flight per worker (transactions of up to 100 votes, or "
         "single puts in `put` mode, where 64 suits better).",
+    )
+    changelog_rewrite_min: int = setting(
+        "VOTING_WORKER_CHANGELOG_REWRITE_MIN",
+        100_000,
+        "A partition's live state is rewritten as a checkpoint once its changelog holds more "
+        "than this many records since the last one, and more than twice what is live: a "
+        "restore then reads about what is live, never the whole history.",
     )
     ledger_writes: Literal["transact", "put"] = setting(
         "VOTING_LEDGER_WRITES",

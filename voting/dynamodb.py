@@ -9,6 +9,7 @@ Tables (names configurable):
              writes/s on AWS; the recount queries every shard of the poll in parallel and
              never scans other polls' votes.
 ``results``  key ``poll_id``. Final tallies written by the recount.
+``checkpoints``  key ``name``. Where each dedup worker partition's restore starts.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def table_definitions(settings: DynamoDBSettings) -> list[dict[str, Any]]:
         table(settings.polls_table, "poll_id"),
         table(settings.votes_table, "pk", "voter_key"),
         table(settings.results_table, "poll_id"),
+        table(settings.checkpoints_table, "name"),
     ]
 
 

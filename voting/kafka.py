@@ -11,13 +11,23 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicCollection
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from voting import events
 from voting.config import KafkaSettings, TopicSettings
 from voting.errors import ConfigError, DeliveryError, InfrastructureError
 
@@ -150,8 +160,23 @@ class KafkaClients:
                 except KafkaException as exc:
                     if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise InfrastructureError(f"cannot create topic {name}: {exc}") from exc
+        self.verify_topics(timeout_s=timeout_s, admin=admin)
+
+    def verify_topics(self, *, timeout_s: float = 30.0, admin: AdminClient | None = None) -> None:
+        """Fails unless every topic exists with the partition count the settings say.
+
+        Every service checks this at start: close markers go to each partition of
+        ``votes`` the settings name, so a process with the wrong count would leave polls
+        that never drain.
+        """
+        admin = admin or self.admin()
+        try:
             existing = admin.list_topics(timeout=timeout_s).topics
-        for spec in specs:
+        except KafkaException as exc:
+            raise InfrastructureError(f"cannot list topics: {exc}") from exc
+        for spec in self.topic_specs():
+            if spec.name not in existing:
+                raise ConfigError(f"topic {spec.name} does not exist; run `voting init`")
             actual = len(existing[spec.name].partitions)
             if actual != spec.partitions:
                 raise ConfigError(
@@ -319,6 +344,55 @@ def _log_client_error(err: KafkaError) -> None:
         log.warning("kafka client error: %s", err.str())
     else:
         log.debug("kafka client error: %s", err.str())
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A record as read back by tools and checkers."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def read_log(
+    clients: KafkaClients, topic: str, partitions: int, *, timeout_s: float = 120.0
+) -> list[LogRecord]:
+    """Every record of ``topic`` (read_committed, so on the local broker aborted ones too),
+    up to the end of each partition. The end is where the broker says end-of-partition:
+    its "latest offset" answer cannot be trusted (see the shared notes)."""
+    reader = clients.reader(client_id=f"read-{topic}-{threading.get_ident()}")
+    reader.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    records: list[LogRecord] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(at_end) < partitions:
+            if time.monotonic() > deadline:
+                raise InfrastructureError(f"did not reach the end of {topic} in {timeout_s}s")
+            for msg in reader.consume(5000, timeout=0.5):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(msg.partition() or 0)
+                    continue
+                headers = events.header_items(msg.headers())
+                records.append(
+                    LogRecord(
+                        topic,
+                        msg.partition() or 0,
+                        msg.offset() or 0,
+                        msg.key(),
+                        msg.value(),
+                        headers,
+                    )
+                )
+    finally:
+        reader.close()
+    return records
 
 
 def take_batch(consumer: Consumer, *, max_records: int, wait_s: float) -> list[Message]:

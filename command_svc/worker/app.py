@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 
+from command_svc.worker.checkpoints import CheckpointStore
 from command_svc.worker.ledger import VoteLedger
 from command_svc.worker.worker import DedupWorker
 from voting import dynamodb, runtime, telemetry
@@ -16,6 +17,10 @@ from voting.server import GrpcServer
 
 
 async def run(settings: Settings) -> None:
+    kafka = KafkaClients(settings.kafka, settings.topics)
+    await asyncio.to_thread(kafka.verify_topics)
+    changelog = settings.topics.dedup_changelog
+    incarnation = await asyncio.to_thread(kafka.log_incarnation, [changelog])
     health = GrpcServer(
         listen=settings.worker.health_listen, settings=settings.server, tls=settings.tls
     )
@@ -26,9 +31,16 @@ async def run(settings: Settings) -> None:
             concurrency=settings.worker.dynamodb_concurrency,
             mode=settings.worker.ledger_writes,
         )
-        worker = DedupWorker(settings, ledger, instance_id=f"{socket.gethostname()}-{os.getpid()}")
+        checkpoints = CheckpointStore(
+            ddb,
+            settings.dynamodb.checkpoints_table,
+            prefix=f"{settings.worker.group_id}/{changelog}/{incarnation}",
+        )
+        worker = DedupWorker(
+            settings, ledger, checkpoints, instance_id=f"{socket.gethostname()}-{os.getpid()}"
+        )
         lag = LagProbe(
-            KafkaClients(settings.kafka, settings.topics),
+            kafka,
             group=settings.worker.group_id,
             topic=settings.topics.votes,
             positions=worker.positions,

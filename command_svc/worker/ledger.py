@@ -1,10 +1,13 @@
 """Writes accepted votes to the DynamoDB ``votes`` table, the source of truth.
 
-Every write is conditional: ``attribute_not_exists(pk) OR vote_id = :vote_id``. Replaying
-a vote (after a crash or an aborted transaction) rewrites the same item; a second vote
-for the same voter and poll can never be stored. If the table already holds another
-vote for the voter (the worker's state was lost), the table wins and the worker rejects
-the new vote as a duplicate of the stored one.
+Every write is conditional: ``attribute_not_exists(pk) OR (vote_id = :vote_id AND
+option_id = :option_id)``. Replaying a vote (after a crash or an aborted transaction)
+rewrites the same item; a second vote for the same voter and poll can never be stored,
+and a stored vote's option never changes (a request id reused for another option keeps
+its vote id, so the vote id alone does not say it is the same vote). If the table
+already holds another vote for the voter (the worker's state was lost), the table wins
+and the worker rejects the new vote as a duplicate of the stored one, or as a repeat of
+it when the vote id is the same.
 
 Two ways to send them, chosen by VOTING_LEDGER_WRITES:
 
@@ -30,7 +33,8 @@ from voting.dynamodb import error_code, vote_pk
 
 WriteMode = Literal["transact", "put"]
 CHUNK = 100  # TransactWriteItems' limit
-_CONDITION = "attribute_not_exists(pk) OR vote_id = :vote_id"
+_CONDITION = "attribute_not_exists(pk) OR (vote_id = :vote_id AND option_id = :option_id)"
+BATCH_GET = 100  # BatchGetItem's limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,12 @@ class LedgerEntry:
     cast_at_ms: int
     partition: int
     offset: int
+
+    def key(self) -> dict[str, Any]:
+        return {"pk": {"S": vote_pk(self.poll_id, self.shard)}, "voter_key": {"S": self.voter_key}}
+
+    def values(self) -> dict[str, Any]:
+        return {":vote_id": {"S": self.vote_id}, ":option_id": {"S": self.option_id}}
 
     def item(self, decided_at_ms: int) -> dict[str, Any]:
         return {
@@ -98,7 +108,7 @@ class VoteLedger:
                         "TableName": self._table,
                         "Item": entries[i].item(decided_at_ms),
                         "ConditionExpression": _CONDITION,
-                        "ExpressionAttributeValues": {":vote_id": {"S": entries[i].vote_id}},
+                        "ExpressionAttributeValues": entries[i].values(),
                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 }
@@ -112,8 +122,13 @@ class VoteLedger:
                     if error_code(exc) != "TransactionCanceledException":
                         raise LedgerUnavailable(str(exc)) from exc
                     reasons = exc.response.get("CancellationReasons", [])
+            if len(reasons) != len(pending):
+                # Without one reason per item we cannot tell what was written: nothing was
+                # (a cancelled transaction writes nothing), so the chunk is retried whole.
+                await asyncio.sleep(0.05 * 2**attempt)
+                continue
             retry = []
-            for index, reason in zip(pending, reasons, strict=False):
+            for index, reason in zip(pending, reasons, strict=True):
                 if reason.get("Code") == "ConditionalCheckFailed":
                     stored = reason.get("Item", {}).get("vote_id", {}).get("S")
                     conflicts[index] = (
@@ -135,7 +150,7 @@ class VoteLedger:
                     TableName=self._table,
                     Item=entry.item(decided_at_ms),
                     ConditionExpression=_CONDITION,
-                    ExpressionAttributeValues={":vote_id": {"S": entry.vote_id}},
+                    ExpressionAttributeValues=entry.values(),
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
@@ -147,11 +162,39 @@ class VoteLedger:
 
     async def _stored_vote(self, entry: LedgerEntry) -> str:
         reply = await self._ddb.get_item(
-            TableName=self._table,
-            Key={
-                "pk": {"S": vote_pk(entry.poll_id, entry.shard)},
-                "voter_key": {"S": entry.voter_key},
-            },
-            ConsistentRead=True,
+            TableName=self._table, Key=entry.key(), ConsistentRead=True
         )
         return str(reply["Item"]["vote_id"]["S"])
+
+    async def stored_votes(self, entries: Sequence[LedgerEntry]) -> dict[tuple[str, str], str]:
+        """(poll, voter) -> the vote id stored for the voter ("" for none), read strongly
+        consistently: what decides a vote that came after its poll closed."""
+        found: dict[tuple[str, str], str] = {(e.poll_id, e.voter_key): "" for e in entries}
+        unique = list({(e.poll_id, e.voter_key): e for e in entries}.values())
+        try:
+            for start in range(0, len(unique), BATCH_GET):
+                keys = [e.key() for e in unique[start : start + BATCH_GET]]
+                for _ in range(10):
+                    async with self._slots:
+                        reply = await self._ddb.batch_get_item(
+                            RequestItems={
+                                self._table: {
+                                    "Keys": keys,
+                                    "ConsistentRead": True,
+                                    "ProjectionExpression": "poll_id, voter_key, vote_id",
+                                }
+                            }
+                        )
+                    for item in reply.get("Responses", {}).get(self._table, []):
+                        found[(item["poll_id"]["S"], item["voter_key"]["S"])] = item["vote_id"]["S"]
+                    keys = reply.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                    if not keys:
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise LedgerUnavailable("stored votes could not be read after retries")
+        except ClientError as exc:
+            raise LedgerUnavailable(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(str(exc)) from exc
+        return found

@@ -6,6 +6,13 @@ it. The new owner's ``init_transactions`` aborts whatever the previous owner lef
 anything is read; then the committed input offset is read, and the state restored from
 the changelog up to that offset. A worker that dies for good therefore never blocks its
 partitions: the next owner heals them. (One producer per worker would not.)
+
+The changelog is restored from the partition's latest *checkpoint*: when the records
+since the last one far outnumber what is live (closed polls' voters, tombstones), a
+commit first rewrites the whole live state, and the offset of that rewrite, once
+committed, is saved (``checkpoints``) as where the next restore starts. So a restore
+reads about as much as is live, however long the changelog has grown, on any broker
+(the local one never compacts).
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
+    OFFSET_INVALID,
     KafkaError,
     KafkaException,
     Message,
@@ -46,7 +54,18 @@ from voting.v1 import consistency_pb2, events_pb2
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
+# A restore that reads nothing for this long (the broker is away) gives up, to be retried.
+RESTORE_STALL_S = 30.0
 _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+# Refused because this member is no longer (or not yet again) the partition's owner in
+# the group. librdkafka reports these on TxnOffsetCommit as abortable, not fenced: the
+# partition is lost all the same, and re-fencing it would fence its legitimate owner.
+_NOT_OWNER = {
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.FENCED_INSTANCE_ID,
+}
 _ACCEPTED_HEADERS = events.headers_for(events_pb2.VoteAccepted)
 _REJECTED_HEADERS = events.headers_for(events_pb2.VoteRejected)
 _CLOSED_HEADERS = events.headers_for(events_pb2.PollClosed)
@@ -68,11 +87,28 @@ class Batch:
     outcomes: Counter[str] = field(default_factory=Counter)
     cast_ms: list[int] = field(default_factory=list)
     trace: BatchTrace = field(default_factory=lambda: BatchTrace(telemetry.now_ns()))
+    # Votes for closed polls whose voter the state no longer knows: DynamoDB says whether
+    # each is the voter's counted vote again (REPEATED) or not (CLOSED).
+    lookups: list[LedgerEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A committed rewrite of a partition's state: restore from ``start`` onwards."""
+
+    start: int  # changelog offset of the rewrite's first record
+    input_offset: int  # the input offset committed with it
 
 
 class PartitionProcessor:
     def __init__(
-        self, *, partition: int, kafka: KafkaClients, topics: TopicSettings, group_id: str
+        self,
+        *,
+        partition: int,
+        kafka: KafkaClients,
+        topics: TopicSettings,
+        group_id: str,
+        rewrite_min: int = 100_000,
     ) -> None:
         self.partition = partition
         self._kafka = kafka
@@ -81,6 +117,11 @@ class PartitionProcessor:
         self.state = DedupState()
         self.next_offset = 0
         self._producer: Producer | None = None
+        self.cancelled = False  # revoked: a restore in progress stops
+        # Changelog records a restore from the latest checkpoint would read.
+        self.since_checkpoint = 0
+        self.rewrite_min = rewrite_min
+        self.checkpoint_due: Checkpoint | None = None  # committed, not yet saved
 
     # -- ownership (blocking: run on the consumer's thread) -------------------------------
 
@@ -91,47 +132,64 @@ class PartitionProcessor:
         producer.init_transactions(TIMEOUT_S)
         self._producer = producer
 
-    def restore(self, committed: int) -> int:
-        """Restores the state as of the committed input offset (read AFTER fencing)."""
+    def restore(self, committed: int, checkpoint: Checkpoint | None = None) -> int:
+        """Restores the state as of the committed input offset (read AFTER fencing), from
+        the checkpoint if it is one this commit covers, else from the changelog's start."""
         started = time.monotonic()
-        self.next_offset = max(committed, 0)
-        self.state = self._restore(self.next_offset)
+        faults.point("worker.restore")
+        self.next_offset = committed
+        start = 0
+        if checkpoint is not None and checkpoint.input_offset <= committed:
+            start = checkpoint.start
+        self.state, read = self._restore(committed, start)
+        self.since_checkpoint = read
         log.info(
             "partition opened",
             extra={
                 "partition": self.partition,
-                "committed": self.next_offset,
+                "committed": committed,
                 "voters": len(self.state),
+                "from": start,
+                "read": read,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
         return self.next_offset
 
-    def _restore(self, committed: int) -> DedupState:
+    def _restore(self, committed: int, start: int) -> tuple[DedupState, int]:
         state = DedupState()
         if committed <= 0:
-            return state
+            return state, 0
         reader = self._kafka.reader(client_id=f"{self._transactional_id}-restore")
+        read = 0
         try:
-            reader.assign(
-                [TopicPartition(self._topics.dedup_changelog, self.partition, OFFSET_BEGINNING)]
-            )
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                for msg in take_batch(reader, max_records=10_000, wait_s=0.5):
+            reader.assign([TopicPartition(self._topics.dedup_changelog, self.partition, start)])
+            progress_at = time.monotonic()
+            while not self.cancelled:
+                batch = take_batch(reader, max_records=10_000, wait_s=0.5)
+                if batch:
+                    progress_at = time.monotonic()
+                elif time.monotonic() - progress_at > RESTORE_STALL_S:
+                    raise WorkerError(
+                        f"changelog restore of partition {self.partition} made no progress "
+                        f"for {RESTORE_STALL_S:.0f}s"
+                    )
+                for msg in batch:
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
-                            return state
+                            return state, read
                         raise WorkerError(f"changelog restore failed: {err.str()}")
-                    key, value = msg.key(), msg.value()
-                    if key is not None and value is not None:
-                        state.restore(key, value, committed)
-            raise WorkerError("changelog restore did not reach the end in 300s")
+                    read += 1
+                    key = msg.key()
+                    if key is not None:
+                        state.restore(key, msg.value(), committed)
+            raise WorkerError(f"restore of partition {self.partition} cancelled: revoked")
         finally:
             reader.close()
 
     def close(self) -> None:
+        self.cancelled = True
         self._producer = None  # nothing is left open between batches
 
     # -- deciding (pure: no I/O) -----------------------------------------------------------
@@ -141,10 +199,12 @@ class PartitionProcessor:
         records: list[Message],
         truths: dict[tuple[str, str], str] | None = None,
         *,
+        after_close: dict[tuple[str, str], str] | None = None,
         received_ns: int = 0,
     ) -> Batch:
         """Decides ``records`` (offset order). ``truths`` are votes found in DynamoDB that
-        the state did not know (after state loss): the table wins."""
+        the state did not know (after state loss): the table wins. ``after_close`` is
+        what DynamoDB holds for voters of closed polls (see ``Batch.lookups``)."""
         batch = Batch(
             next_offset=self.next_offset, trace=BatchTrace(received_ns or telemetry.now_ns())
         )
@@ -174,8 +234,15 @@ class PartitionProcessor:
             )
             if isinstance(event, events_pb2.VoteCast):
                 decision = state.decide_vote(
-                    staged, event.poll_id, event.voter_key, event.vote_id, offset
+                    staged,
+                    event.poll_id,
+                    event.voter_key,
+                    event.vote_id,
+                    offset,
+                    after_close=after_close,
                 )
+                if decision.unknown:
+                    batch.lookups.append(_entry(event, self.partition, offset))
                 self._output_vote(batch, event, decision, offset, now_ms=now_ms, traced=traced)
             elif isinstance(event, events_pb2.PollClosed):
                 state.stage_close(staged, event.poll_id, offset)
@@ -215,18 +282,7 @@ class PartitionProcessor:
                 voter_key=vote.voter_key,
             )
             headers = _ACCEPTED_HEADERS
-            batch.ledger.append(
-                LedgerEntry(
-                    poll_id=vote.poll_id,
-                    shard=vote.ledger_shard,
-                    voter_key=vote.voter_key,
-                    vote_id=vote.vote_id,
-                    option_id=vote.option_id,
-                    cast_at_ms=vote.occurred_at.ToMilliseconds(),
-                    partition=self.partition,
-                    offset=offset,
-                )
-            )
+            batch.ledger.append(_entry(vote, self.partition, offset))
         else:
             out = events_pb2.VoteRejected(
                 event_id=event_id,
@@ -261,20 +317,42 @@ class PartitionProcessor:
     # -- committing (blocking: run on a worker thread) -------------------------------------
 
     def commit(self, batch: Batch, group_metadata: object) -> None:
-        """Outputs, changelog and the input offset in one transaction; then the state."""
+        """Outputs, changelog and the input offset in one transaction; then the state.
+
+        When the changelog has grown well past what is live, the transaction first
+        rewrites the live state (as committed before this batch): once it commits, the
+        rewrite's first offset is the partition's new checkpoint.
+        """
         producer = self._producer
         if producer is None:
             raise PartitionLost(f"partition {self.partition} is not open")
         topics = self._topics
         started = telemetry.now_ns()
+        live = self.state.entries
+        rewrite = self.since_checkpoint > max(self.rewrite_min, 2 * live)
+        first_rewritten: list[int] = []
         try:
             producer.begin_transaction()
             for key, value, headers in batch.outputs:
                 producer.produce(
                     topics.vote_results, value, key, partition=self.partition, headers=headers
                 )
-            for key, value in batch.staged.changelog:
-                producer.produce(topics.dedup_changelog, value, key, partition=self.partition)
+            if rewrite:
+                for index, (key, value) in enumerate(self.state.rewrite()):
+                    if index == 0:
+                        producer.produce(
+                            topics.dedup_changelog,
+                            value,
+                            key,
+                            partition=self.partition,
+                            on_delivery=_remember_offset(first_rewritten),
+                        )
+                    else:
+                        producer.produce(
+                            topics.dedup_changelog, value, key, partition=self.partition
+                        )
+            for key, changed in batch.staged.changelog:
+                producer.produce(topics.dedup_changelog, changed, key, partition=self.partition)
             for dl_key, dl_value, headers in batch.dead_letters:
                 producer.produce(topics.dead_letters, dl_value, dl_key, headers=headers)
             producer.send_offsets_to_transaction(
@@ -287,12 +365,77 @@ class PartitionProcessor:
             producer.commit_transaction(TIMEOUT_S)
         except KafkaException as exc:
             err = exc.args[0]
-            if isinstance(err, KafkaError) and err.code() in _FENCED:
-                self._producer = None
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code in _FENCED or code in _NOT_OWNER:
+                self._abandon(producer, fenced=code in _FENCED)
                 raise PartitionLost(
                     f"partition {self.partition} was taken over: {err.str()}"
                 ) from exc
+            self._abandon(producer, fenced=False)
             raise WorkerError(f"transaction on partition {self.partition} failed: {exc}") from exc
         batch.trace.step(f"{topics.vote_results} publish", started, telemetry.now_ns())
         self.state.apply(batch.staged)
         self.next_offset = batch.next_offset
+        if rewrite and first_rewritten:
+            self.since_checkpoint = live + len(batch.staged.changelog)
+            self.checkpoint_due = Checkpoint(first_rewritten[0], batch.next_offset)
+        else:
+            self.since_checkpoint += len(batch.staged.changelog)
+
+    def _abandon(self, producer: Producer, *, fenced: bool) -> None:
+        """Gives up the producer after a failed transaction, aborting it first unless it
+        was fenced (the new owner's init_transactions aborts it then)."""
+        self._producer = None
+        if fenced:
+            return
+        try:
+            producer.abort_transaction(5.0)
+        except KafkaException as exc:
+            log.debug("abort after a failed transaction failed", extra={"error": str(exc)})
+
+
+def committed_offset(tp: TopicPartition, *, earliest: int, error: KafkaError | None = None) -> int:
+    """Where a partition's decisions resume: its committed input offset.
+
+    No committed offset means nothing of the partition was ever committed by this group
+    (or its offsets expired): deciding from the start with an empty state is then exact
+    only if the log still starts at offset 0. On a trimmed log the first votes and close
+    markers are gone, and re-deciding would accept what was once rejected: refused.
+    """
+    failure = error if error is not None else tp.error
+    if failure is not None:
+        raise WorkerError(
+            f"cannot read the committed offset of partition {tp.partition}: {failure}"
+        )
+    if tp.offset >= 0:
+        return int(tp.offset)
+    if tp.offset != OFFSET_INVALID:
+        raise WorkerError(f"unexpected committed offset {tp.offset} for partition {tp.partition}")
+    if earliest > 0:
+        raise WorkerError(
+            f"partition {tp.partition} has no committed offset but its log was trimmed "
+            f"(it starts at {earliest}): re-deciding it would be wrong; restore the group's "
+            "offsets (kafka-consumer-groups --reset-offsets) before starting the worker"
+        )
+    return 0
+
+
+def _entry(vote: events_pb2.VoteCast, partition: int, offset: int) -> LedgerEntry:
+    return LedgerEntry(
+        poll_id=vote.poll_id,
+        shard=vote.ledger_shard,
+        voter_key=vote.voter_key,
+        vote_id=vote.vote_id,
+        option_id=vote.option_id,
+        cast_at_ms=vote.occurred_at.ToMilliseconds(),
+        partition=partition,
+        offset=offset,
+    )
+
+
+def _remember_offset(into: list[int]) -> Callable[[KafkaError | None, Message], None]:
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            into.append(msg.offset() or 0)
+
+    return on_delivery

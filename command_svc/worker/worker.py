@@ -3,7 +3,8 @@
 Each batch goes through four steps, and the order is what makes it exactly-once:
 
 1. Decide every record of each partition against the partition's state (pure; changes
-   are staged, not applied).
+   are staged, not applied). Votes that came after their poll's close point, from
+   voters the state no longer holds, are decided with what DynamoDB holds for them.
 2. Write the accepted votes to DynamoDB, idempotently, BEFORE anything commits. A crash
    after this step replays the same decisions, which rewrite the same items.
 3. Per partition, one transaction: the decisions to ``vote-results``, the state changes
@@ -13,6 +14,15 @@ Each batch goes through four steps, and the order is what makes it exactly-once:
 Any failure rewinds the affected partitions to their committed offset with their
 committed state; no transaction is ever left open between batches, so a rebalance
 (which happens inside ``consume``) only ever sees settled partitions.
+
+Owning a partition: an assigned partition stays paused until it is *open*: fenced (its
+transactional id taken), its committed offset read, its state restored, in that order.
+The restore runs beside the loop, which keeps polling, so however long it takes the
+worker stays in its group. A partition whose commit is refused because another worker
+took it is paused and dropped; librdkafka keeps that pause across revoke and re-assign,
+so every assignment sets the pause explicitly and every open ends with a resume. If no
+rebalance takes it away within a grace period (a zombie fenced us, and the group still
+says it is ours), the worker opens it again.
 """
 
 from __future__ import annotations
@@ -24,31 +34,51 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
+from command_svc.worker.checkpoints import CheckpointStore
 from command_svc.worker.errors import LedgerUnavailable, PartitionLost, WorkerError
 from command_svc.worker.ledger import VoteLedger
 from command_svc.worker.metrics import DEAD_LETTERS, DECISION_LAG, DECISIONS, STAGE_SECONDS
-from command_svc.worker.partition import Batch, PartitionProcessor
+from command_svc.worker.partition import Batch, PartitionProcessor, committed_offset
 from voting import faults, telemetry
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
 
 log = logging.getLogger(__name__)
 
+RETRY_OPEN_S = 1.0
+
 
 class DedupWorker:
-    def __init__(self, settings: Settings, ledger: VoteLedger, *, instance_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: VoteLedger,
+        checkpoints: CheckpointStore,
+        *,
+        instance_id: str,
+    ) -> None:
         self._settings = settings
         self._kafka = KafkaClients(settings.kafka, settings.topics)
         self._ledger = ledger
+        self._checkpoints = checkpoints
         self._group_id = settings.worker.group_id
         self._consumer: Consumer = self._kafka.consumer(
             group_id=self._group_id, client_id=f"dedup-worker-{instance_id}"
         )
-        self._processors: dict[int, PartitionProcessor] = {}
+        # DynamoDB answers within this or the batch is retried: the loop must poll again
+        # well inside max.poll.interval, or the group would evict the worker.
+        self._ledger_timeout_s = settings.kafka.max_poll_interval_ms / 2000
+        self._lost_grace_s = 2 * settings.kafka.session_timeout_ms / 1000
+        self._processors: dict[int, PartitionProcessor] = {}  # open: restored and resumed
+        self._assigned: set[int] = set()  # what the group gave us, as of the last callback
+        self._to_open: dict[int, float] = {}  # partition -> when it may be opened
+        self._opening: dict[int, PartitionProcessor] = {}
+        self._open_tasks: set[asyncio.Task[None]] = set()
         # Every consumer call (and so every rebalance callback) runs on this one thread.
         self._consumer_thread = ThreadPoolExecutor(1, thread_name_prefix="votes-consumer")
+        self._restorer = ThreadPoolExecutor(4, thread_name_prefix="restore")
         self.decided = 0
 
     @property
@@ -72,13 +102,17 @@ class DedupWorker:
                         max_records=self._settings.worker.batch_max,
                         wait_s=0.2,
                     )
+                    self._start_opening()
                     if records:
                         await self._process(records)
         finally:
+            for task in list(self._open_tasks):
+                task.cancel()
             # Leaving the group revokes every partition: their producers close with no
             # transaction open, and the survivors take over at once.
             await self._on_consumer_thread(self._consumer.close)
             self._consumer_thread.shutdown(wait=True)
+            self._restorer.shutdown(wait=False, cancel_futures=True)
 
     async def _on_consumer_thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -91,6 +125,7 @@ class DedupWorker:
                 log.warning("consumer error: %s", msg.error())
                 continue
             by_partition[msg.partition() or 0].append(msg)
+        # Records of a partition that is not open are dropped: opening it seeks back.
         work = [
             (self._processors[p], recs) for p, recs in by_partition.items() if p in self._processors
         ]
@@ -115,45 +150,54 @@ class DedupWorker:
             ),
             return_exceptions=True,
         )
+        saves = []
         for (proc, _), batch, outcome in zip(work, batches, outcomes, strict=True):
             if isinstance(outcome, PartitionLost):
                 log.warning(
-                    "partition taken over; pausing it until the rebalance",
-                    extra={"partition": proc.partition},
+                    "partition taken over; paused until a rebalance says who owns it",
+                    extra={"partition": proc.partition, "error": str(outcome)},
                 )
                 batch.trace.finish(ok=False, error=str(outcome))
-                await self._pause(proc.partition)
+                await self._drop(proc, retry_in_s=self._lost_grace_s)
             elif isinstance(outcome, BaseException):
                 batch.trace.finish(ok=False, error=str(outcome))
                 log.error(
                     "commit failed, reopening the partition",
                     extra={"partition": proc.partition, "error": str(outcome)},
                 )
-                await self._reopen(proc)
+                await self._drop(proc, retry_in_s=RETRY_OPEN_S)
             else:
                 self.decided += batch.decided
                 batch.trace.finish(ok=True)
                 _observe(batch)
+                if proc.checkpoint_due is not None:
+                    saves.append(self._save_checkpoint(proc))
+        if saves:
+            await asyncio.gather(*saves)
 
     async def _decide_and_record(
         self, proc: PartitionProcessor, records: list[Message], received_ns: int
     ) -> Batch:
         truths: dict[tuple[str, str], str] = {}
+        after_close: dict[tuple[str, str], str] = {}
         for _ in range(10):
-            batch = proc.decide(records, truths, received_ns=received_ns)
+            batch = proc.decide(records, truths, after_close=after_close, received_ns=received_ns)
+            if batch.lookups:
+                after_close.update(
+                    await self._with_timeout(self._ledger.stored_votes(batch.lookups), batch)
+                )
+                continue
             if not batch.ledger:
                 return batch
             started = telemetry.now_ns()
-            try:
-                conflicts = await self._ledger.record(batch.ledger, started // 1_000_000)
-            except LedgerUnavailable as exc:
-                batch.trace.finish(ok=False, error=str(exc))
-                raise
+            conflicts = await self._with_timeout(
+                self._ledger.record(batch.ledger, started // 1_000_000), batch
+            )
             batch.trace.step("dynamodb write", started, telemetry.now_ns())
             if not conflicts:
                 return batch
             batch.trace.finish(ok=False, error="decided again: DynamoDB knew other votes")
-            # DynamoDB already holds another vote for these voters: it wins; decide again.
+            # DynamoDB already holds a vote for these voters: it wins; decide again.
             for index, stored_vote_id in conflicts.items():
                 entry = batch.ledger[index]
                 truths[(entry.poll_id, entry.voter_key)] = stored_vote_id
@@ -162,66 +206,171 @@ class DedupWorker:
             )
         raise WorkerError("decisions did not converge with DynamoDB")
 
+    async def _with_timeout(self, call: Any, batch: Batch) -> Any:
+        try:
+            return await asyncio.wait_for(call, self._ledger_timeout_s)
+        except TimeoutError as exc:
+            batch.trace.finish(ok=False, error="DynamoDB timed out")
+            raise LedgerUnavailable(
+                f"DynamoDB did not answer in {self._ledger_timeout_s}s"
+            ) from exc
+        except LedgerUnavailable as exc:
+            batch.trace.finish(ok=False, error=str(exc))
+            raise
+
+    async def _save_checkpoint(self, proc: PartitionProcessor) -> None:
+        due = proc.checkpoint_due
+        if due is not None and await self._checkpoints.save(proc.partition, due):
+            if proc.checkpoint_due is due:
+                proc.checkpoint_due = None
+            log.info(
+                "checkpoint saved",
+                extra={"partition": proc.partition, "start": due.start, "input": due.input_offset},
+            )
+
     def positions(self) -> dict[int, int]:
         """Next offset to decide, per owned partition (for the lag probe)."""
         return {p: proc.next_offset for p, proc in list(self._processors.items())}
 
     async def _rewind(self, procs: list[PartitionProcessor]) -> None:
-        tps = [
-            TopicPartition(self._settings.topics.votes, p.partition, p.next_offset) for p in procs
-        ]
-        for tp in tps:
-            await self._on_consumer_thread(self._consumer.seek, tp)
+        for proc in procs:
+            await self._on_consumer_thread(
+                self._consumer.seek,
+                TopicPartition(self._settings.topics.votes, proc.partition, proc.next_offset),
+            )
 
-    async def _reopen(self, proc: PartitionProcessor) -> None:
-        await self._on_consumer_thread(self._open, self._consumer, [proc])
-        await self._on_consumer_thread(
-            self._consumer.seek,
-            TopicPartition(self._settings.topics.votes, proc.partition, proc.next_offset),
-        )
-
-    async def _pause(self, partition: int) -> None:
-        self._processors.pop(partition, None)
+    async def _drop(self, proc: PartitionProcessor, *, retry_in_s: float) -> None:
+        """Stops working a partition (paused, no state) and opens it again later if the
+        group still says it is ours then."""
+        partition = proc.partition
+        if self._processors.get(partition) is proc:
+            del self._processors[partition]
+        proc.close()
         await self._on_consumer_thread(
             self._consumer.pause, [TopicPartition(self._settings.topics.votes, partition)]
         )
+        if partition in self._assigned:
+            self._to_open[partition] = time.monotonic() + retry_in_s
+
+    # -- opening partitions: fence, committed offset, restore, resume ----------------------
+
+    def _start_opening(self) -> None:
+        now = time.monotonic()
+        due = [
+            p
+            for p, at in self._to_open.items()
+            if at <= now and p in self._assigned and p not in self._opening
+        ]
+        if not due:
+            return
+        for partition in due:
+            del self._to_open[partition]
+        task = asyncio.create_task(self._open(sorted(due)), name=f"open-{due}")
+        self._open_tasks.add(task)
+        task.add_done_callback(self._open_tasks.discard)
+
+    async def _open(self, partitions: list[int]) -> None:
+        """Fences every partition, then reads the committed offsets, then restores: in that
+        order (on the local broker a fence also releases offset commits parked behind the
+        previous owner's transaction). Partitions fence and restore in parallel: a
+        rebalance costs one round of each, not one per partition."""
+        rewrite_min = self._settings.worker.changelog_rewrite_min
+        procs = {
+            p: PartitionProcessor(
+                partition=p,
+                kafka=self._kafka,
+                topics=self._settings.topics,
+                group_id=self._group_id,
+                rewrite_min=rewrite_min,
+            )
+            for p in partitions
+        }
+        self._opening.update(procs)
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.gather(*(asyncio.to_thread(proc.fence) for proc in procs.values()))
+            committed = await self._on_consumer_thread(self._committed, partitions)
+            checkpoints = await self._checkpoints.load(partitions)
+            restored = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        self._restorer, proc.restore, committed[p], checkpoints.get(p)
+                    )
+                    for p, proc in procs.items()
+                ),
+                return_exceptions=True,
+            )
+        except (KafkaException, WorkerError) as exc:
+            restored = [exc] * len(procs)
+        ready = []
+        for (partition, proc), outcome in zip(procs.items(), restored, strict=True):
+            if self._opening.get(partition) is not proc:
+                continue  # revoked while opening
+            del self._opening[partition]
+            if isinstance(outcome, BaseException):
+                log.warning(
+                    "could not open partition; retrying",
+                    extra={"partition": partition, "error": str(outcome)},
+                )
+                proc.close()
+                self._to_open[partition] = time.monotonic() + RETRY_OPEN_S
+                continue
+            ready.append(proc)
+        if ready:
+            await self._on_consumer_thread(self._resume, ready)
+
+    def _committed(self, partitions: list[int]) -> dict[int, int]:
+        topic = self._settings.topics.votes
+        found = self._consumer.committed([TopicPartition(topic, p) for p in partitions], 30)
+        offsets = {}
+        for tp in found:
+            earliest = 0
+            if tp.error is None and tp.offset == OFFSET_INVALID:
+                earliest, _ = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, tp.partition), timeout=10, cached=False
+                )
+            offsets[tp.partition] = committed_offset(tp, earliest=earliest)
+        return offsets
+
+    def _resume(self, procs: list[PartitionProcessor]) -> None:
+        """On the consumer thread: each partition fetches again from its committed offset."""
+        topic = self._settings.topics.votes
+        for proc in procs:
+            if proc.partition not in self._assigned or proc.cancelled:
+                continue
+            try:
+                self._consumer.seek(TopicPartition(topic, proc.partition, proc.next_offset))
+            except KafkaException as exc:
+                # Right after an assignment librdkafka may refuse a seek until the
+                # partition's fetcher has started: open it again in a moment.
+                log.info(
+                    "seek refused; retrying", extra={"partition": proc.partition, "error": str(exc)}
+                )
+                proc.close()
+                self._to_open[proc.partition] = time.monotonic() + 0.2
+                continue
+            self._processors[proc.partition] = proc
+            self._consumer.resume([TopicPartition(topic, proc.partition)])
+        log.info("working", extra={"partitions": self.partitions})
 
     # -- rebalance callbacks: called inside consume(), on the consumer thread ---------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        procs = [
-            PartitionProcessor(
-                partition=tp.partition,
-                kafka=self._kafka,
-                topics=self._settings.topics,
-                group_id=self._group_id,
-            )
-            for tp in partitions
-        ]
-        self._open(consumer, procs)
-        for tp, proc in zip(partitions, procs, strict=True):
-            tp.offset = proc.next_offset
-            self._processors[tp.partition] = proc
         consumer.assign(partitions)
+        consumer.pause(partitions)  # until each one is open
+        for tp in partitions:
+            self._assigned.add(tp.partition)
+            self._to_open[tp.partition] = 0.0
         log.info("assigned", extra={"partitions": [tp.partition for tp in partitions]})
-
-    def _open(self, consumer: Consumer, procs: list[PartitionProcessor]) -> None:
-        """Fence every partition, then read the committed offsets, then restore: in that
-        order, and on this (the consumer's) thread for the consumer calls. Partitions fence
-        and restore in parallel: a rebalance costs one round of each, not one per partition.
-        """
-        workers = max(1, len(procs))
-        with ThreadPoolExecutor(workers, thread_name_prefix="open") as pool:
-            list(pool.map(PartitionProcessor.fence, procs))
-            tps = [TopicPartition(self._settings.topics.votes, p.partition) for p in procs]
-            committed = consumer.committed(tps, timeout=30)
-            list(pool.map(PartitionProcessor.restore, procs, [tp.offset for tp in committed]))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            proc = self._processors.pop(tp.partition, None)
-            if proc is not None:
-                proc.close()
+            self._assigned.discard(tp.partition)
+            self._to_open.pop(tp.partition, None)
+            for table in (self._processors, self._opening):
+                proc = table.pop(tp.partition, None)
+                if proc is not None:
+                    proc.close()
         log.info("revoked", extra={"partitions": [tp.partition for tp in partitions]})
 
 
