@@ -8,7 +8,8 @@ import contextlib
 from command_svc.appender import EventAppender
 from command_svc.authorization import authorizer_for
 from command_svc.commands import CommandHandler, CommandLimits
-from command_svc.idempotency import RequestLedger
+from command_svc.counted import CountedVotes
+from command_svc.idempotency import RequestLedger, SharedRequests
 from command_svc.lifecycle import PollLifecycle
 from command_svc.polls import PollStore
 from command_svc.ratelimit import TokenBuckets
@@ -28,6 +29,7 @@ SERVICE_DESCRIPTOR = command_service_pb2.DESCRIPTOR.services_by_name["CommandSer
 
 async def serve(settings: Settings) -> None:
     kafka = KafkaClients(settings.kafka, settings.topics)
+    await asyncio.to_thread(kafka.verify_topics)
     producer = AsyncProducer(
         lambda: kafka.producer(
             client_id="command-svc",
@@ -41,16 +43,27 @@ async def serve(settings: Settings) -> None:
     limits_redis = redis_clients.client(settings.redis, timeout_s=0.25)
     rates = settings.rate_limits
     async with dynamodb.client(settings.dynamodb) as ddb:
-        store = PollStore(ddb, settings.dynamodb.polls_table)
+        timeout_s = settings.dynamodb.request_timeout_s
+        store = PollStore(ddb, settings.dynamodb.polls_table, timeout_s=timeout_s)
         handler = CommandHandler(
             store=store,
-            cache=PollCache(store.get, ttl_s=settings.command.poll_cache_ttl_s),
+            cache=PollCache(
+                store.get,
+                ttl_s=settings.command.poll_cache_ttl_s,
+                max_staleness_s=settings.command.poll_max_staleness_s,
+            ),
             appender=EventAppender(producer, settings.topics),
             authorizer=authorizer,
             ledger=RequestLedger(
                 ttl_s=settings.command.idempotency_ttl_s,
                 capacity=settings.command.idempotency_cache_size,
             ),
+            shared=SharedRequests(
+                limits_redis,
+                ttl_s=settings.command.idempotency_ttl_s,
+                claim_ttl_s=settings.command.produce_timeout_s + 5,
+            ),
+            counted=CountedVotes(ddb, settings.dynamodb.votes_table, timeout_s=timeout_s),
             voter_keys=VoterKeys.from_settings(settings.security),
             limits=CommandLimits(
                 max_batch=settings.command.max_batch,

@@ -1,13 +1,15 @@
 """The command side's application layer: validate, then append, then acknowledge.
 
 Every vote goes through the same steps, in this order, and stops at the first failure:
-structure, business rules (against the cached poll model), authorization, idempotency.
-Only votes that pass every step are appended, and a vote is acknowledged only once the
-broker has acknowledged its record. A failed command appends nothing.
+structure, authorization, idempotency (a retried request gets its first answer),
+business rules (against the cached poll model), rate limits. Only votes that pass every
+step are appended, and a vote is acknowledged only once the broker has acknowledged its
+record. A failed command appends nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import grpc
 from command_svc import validation
 from command_svc.appender import EventAppender
 from command_svc.authorization import Authorizer, Principal
+from command_svc.counted import CountedVotes
 from command_svc.errors import (
     CommandError,
     InvalidCommand,
@@ -29,7 +32,7 @@ from command_svc.errors import (
     RequestIdReused,
     Unavailable,
 )
-from command_svc.idempotency import Ack, RequestLedger
+from command_svc.idempotency import Ack, Pending, RequestLedger, SharedRequests
 from command_svc.metrics import VOTES_REFUSED
 from command_svc.polls import PollStore
 from command_svc.ratelimit import TokenBuckets
@@ -57,10 +60,15 @@ class CommandLimits:
 
 
 @dataclass(slots=True)
-class _Pending:
+class _Vote:
     index: int
-    vote: events_pb2.VoteCast
-    claimed: bool
+    request: cmd.CastVoteRequest
+    voter_key: str
+    vote_id: str
+    poll: PollModel | None = None
+    owned: bool = False  # claimed in this process: complete or release it
+    shared: bool = False  # claimed in the shared request ids: complete or release it
+    waits: bool = False  # in flight in this process already: wait for that attempt
 
 
 class CommandHandler:
@@ -72,6 +80,8 @@ class CommandHandler:
         appender: EventAppender,
         authorizer: Authorizer,
         ledger: RequestLedger,
+        shared: SharedRequests,
+        counted: CountedVotes,
         voter_keys: VoterKeys,
         limits: CommandLimits,
         voter_limits: TokenBuckets,
@@ -83,6 +93,8 @@ class CommandHandler:
         self._appender = appender
         self._authorizer = authorizer
         self._ledger = ledger
+        self._shared = shared
+        self._counted = counted
         self._keys = voter_keys
         self._limits = limits
         self._voter_limits = voter_limits
@@ -177,125 +189,265 @@ class CommandHandler:
     async def cast_votes(
         self, requests: Sequence[cmd.CastVoteRequest], caller: Principal, *, receipts: bool = False
     ) -> list[VoteOutcome]:
-        """One outcome per request, in order: an acknowledgement or the reason it failed."""
+        """One outcome per request, in order: an acknowledgement or the reason it failed.
+
+        The steps, each only for the votes that passed the one before: structure and
+        authorization (no I/O); the first answer if this request was acknowledged before
+        (in this process, then in any process through the shared request ids); business
+        rules against the poll model; rate limits; the append. A retry of an acknowledged
+        request therefore gets its first answer even after the poll closed.
+        """
         now = now_ms()
         outcomes: list[VoteOutcome | None] = [None] * len(requests)
-        pending: list[_Pending] = []
-        first_in_batch: dict[str, tuple[int, str]] = {}
+        votes: list[_Vote] = []
+        firsts: dict[str, _Vote] = {}
         repeats: list[tuple[int, int]] = []
-        polls: dict[str, PollModel | CommandError] = {}
         prefix = "requests[{}]." if len(requests) > 1 else ""
-        checked: list[tuple[int, cmd.CastVoteRequest, PollModel, str]] = []
         for index, request in enumerate(requests):
             try:
-                poll = await self._validate(request, polls, caller, now, prefix.format(index))
+                violations = validation.cast_vote(request, prefix.format(index))
+                if violations:
+                    raise InvalidCommand(violations)
+                self._authorizer.authorize_vote(caller, request.voter_id, request.poll_id)
             except CommandError as exc:
                 outcomes[index] = exc
                 continue
-            checked.append((index, request, poll, self._keys.key(request.voter_id)))
-        limited = await self._rate_limit(caller, [(i, key) for i, _, _, key in checked])
-        for index, request, poll, voter_key in checked:
-            if index in limited:
-                outcomes[index] = limited[index]
-                continue
-            vote_id = vote_id_for(request.poll_id, voter_key, request.request_id)
-            earlier = first_in_batch.get(vote_id)
-            if earlier is not None:
-                outcomes[index] = (
-                    RequestIdReused(request.request_id) if earlier[1] != request.option_id else None
-                )
-                repeats.append((index, earlier[0]))
-                continue
-            first_in_batch[vote_id] = (index, request.option_id)
-            claimed = bool(request.request_id)
-            if claimed:
-                try:
-                    ack = await self._ledger.claim(vote_id, request.option_id, request.request_id)
-                except CommandError as exc:
-                    outcomes[index] = exc
-                    continue
-                if ack is not None:
-                    outcomes[index] = self._response(ack, receipts)
-                    continue
-            vote = events_pb2.VoteCast(
-                event_id=new_event_id(),
-                vote_id=vote_id,
-                poll_id=request.poll_id,
-                voter_key=voter_key,
-                option_id=request.option_id,
-                request_id=request.request_id,
-                ledger_shard=ledger_shard(voter_key, poll.ledger_shards),
+            voter_key = self._keys.key(request.voter_id)
+            vote = _Vote(
+                index,
+                request,
+                voter_key,
+                vote_id_for(request.poll_id, voter_key, request.request_id),
             )
-            vote.occurred_at.FromMilliseconds(now)
-            pending.append(_Pending(index, vote, claimed))
-        if pending:
-            await self._append_votes(pending, outcomes, now, receipts)
-        for index, first in repeats:
+            first = firsts.get(vote.vote_id)
+            if first is not None:  # the same command twice in one batch
+                if first.request.option_id != request.option_id:
+                    outcomes[index] = RequestIdReused(request.request_id)
+                else:
+                    repeats.append((index, first.index))
+                continue
+            firsts[vote.vote_id] = vote
+            votes.append(vote)
+        votes = [v for v in votes if not self._answered_here(v, outcomes, receipts)]
+        checked = await self._check_rules(votes, outcomes, now, receipts)
+        waiting = await self._claim(checked, outcomes, receipts)
+        appending = [v for v in checked if outcomes[v.index] is None and not v.waits]
+        if appending:
+            await self._rate_limit(caller, appending, outcomes)
+            appending = [v for v in appending if outcomes[v.index] is None]
+        if appending:
+            # The append and the settling of its claims run in a task of their own: if
+            # this call is cancelled (its deadline passed), they still finish, and a retry
+            # finds the acknowledgement instead of a claim nobody will ever settle.
+            task = asyncio.ensure_future(self._append_votes(appending, now))
+            for vote, settled in zip(appending, await asyncio.shield(task), strict=True):
+                outcomes[vote.index] = (
+                    settled
+                    if isinstance(settled, CommandError)
+                    else self._response(settled, receipts)
+                )
+        for vote, future in waiting:
+            earlier = await asyncio.shield(future)
+            outcomes[vote.index] = (
+                self._response(earlier, receipts)
+                if earlier is not None
+                else Unavailable(
+                    "the first attempt of this request failed; retry it", retry_after_s=0.2
+                )
+            )
+        for index, first_index in repeats:
             if outcomes[index] is None:
-                outcomes[index] = outcomes[first]
+                outcomes[index] = outcomes[first_index]
         for outcome in outcomes:
             if isinstance(outcome, CommandError):
                 VOTES_REFUSED.labels(_CODE_NAMES.get(outcome.status().code, "UNKNOWN")).inc()
         return outcomes  # type: ignore[return-value]
 
-    async def _validate(
+    def _answered_here(
+        self, vote: _Vote, outcomes: list[VoteOutcome | None], receipts: bool
+    ) -> bool:
+        request = vote.request
+        if not request.request_id:
+            return False
+        try:
+            ack = self._ledger.done(vote.vote_id, request.option_id, request.request_id)
+        except CommandError as exc:
+            outcomes[vote.index] = exc
+            return True
+        if ack is None:
+            return False
+        outcomes[vote.index] = self._response(ack, receipts)
+        return True
+
+    async def _check_rules(
+        self, votes: list[_Vote], outcomes: list[VoteOutcome | None], now: int, receipts: bool
+    ) -> list[_Vote]:
+        """The votes that pass the business rules. A vote for a closed poll that carries a
+        request id may be a retry of one acknowledged before the close: it gets that
+        answer if any process (or the votes table) has it."""
+        polls: dict[str, PollModel | CommandError] = {}
+        passed: list[_Vote] = []
+        closed: list[tuple[_Vote, PollModel, PollNotOpen]] = []
+        for vote in votes:
+            request = vote.request
+            poll = polls.get(request.poll_id)
+            if poll is None:
+                try:
+                    found = await self._cache.get(request.poll_id)
+                    poll = found if found is not None else PollNotFound(request.poll_id)
+                except CommandError as exc:
+                    poll = exc
+                polls[request.poll_id] = poll
+            if isinstance(poll, CommandError):
+                outcomes[vote.index] = poll
+                continue
+            state = poll.state_at(now)
+            if state == poll_pb2.POLL_STATUS_CLOSED:
+                refusal = PollNotOpen(poll.poll_id, PollNotOpen.CLOSED)
+                if request.request_id:
+                    closed.append((vote, poll, refusal))
+                else:
+                    outcomes[vote.index] = refusal
+            elif state == poll_pb2.POLL_STATUS_SCHEDULED:
+                outcomes[vote.index] = PollNotOpen(poll.poll_id, PollNotOpen.NOT_OPEN_YET)
+            elif request.option_id not in poll.option_ids:
+                outcomes[vote.index] = OptionNotFound(poll.poll_id, request.option_id)
+            else:
+                vote.poll = poll
+                passed.append(vote)
+        if closed:
+            await self._answer_closed(closed, outcomes, receipts)
+        return passed
+
+    async def _answer_closed(
         self,
-        request: cmd.CastVoteRequest,
-        polls: dict[str, PollModel | CommandError],
-        caller: Principal,
-        now: int,
-        prefix: str,
-    ) -> PollModel:
-        violations = validation.cast_vote(request, prefix)
-        if violations:
-            raise InvalidCommand(violations)
-        poll = polls.get(request.poll_id)
-        if poll is None:
+        closed: list[tuple[_Vote, PollModel, PollNotOpen]],
+        outcomes: list[VoteOutcome | None],
+        receipts: bool,
+    ) -> None:
+        known = await self._shared.lookup([(v.vote_id, p.poll_id) for v, p, _ in closed])
+        for position, (vote, poll, refusal) in enumerate(closed):
+            request = vote.request
+            earlier = known[position] if known is not None else None
+            if earlier is None:
+                try:
+                    earlier = await self._counted.find(
+                        poll.poll_id,
+                        ledger_shard(vote.voter_key, poll.ledger_shards),
+                        vote.voter_key,
+                    )
+                except CommandError as exc:
+                    outcomes[vote.index] = exc
+                    continue
+                if earlier is not None and earlier.vote_id != vote.vote_id:
+                    earlier = None  # the voter's counted vote is another one
+            if isinstance(earlier, Pending):
+                outcomes[vote.index] = (
+                    RequestIdReused(request.request_id)
+                    if earlier.option_id != request.option_id
+                    else Unavailable(
+                        "the first attempt of this request is in flight; retry it",
+                        retry_after_s=0.2,
+                    )
+                )
+            elif isinstance(earlier, Ack):
+                if earlier.option_id != request.option_id:
+                    outcomes[vote.index] = RequestIdReused(request.request_id)
+                else:
+                    self._ledger.remember(earlier)
+                    outcomes[vote.index] = self._response(earlier, receipts)
+            elif known is None:
+                outcomes[vote.index] = Unavailable(
+                    "cannot tell now whether this request was acknowledged before the poll "
+                    "closed; retry it"
+                )
+            else:
+                outcomes[vote.index] = refusal
+
+    async def _claim(
+        self, votes: list[_Vote], outcomes: list[VoteOutcome | None], receipts: bool
+    ) -> list[tuple[_Vote, asyncio.Future[Ack | None]]]:
+        """Claims each vote's request id, here and then in the shared memory. Returns the
+        votes whose request is in flight in this process, with what to wait on."""
+        waiting: list[tuple[_Vote, asyncio.Future[Ack | None]]] = []
+        owned: list[_Vote] = []
+        for vote in votes:
+            request = vote.request
+            if not request.request_id:
+                continue
             try:
-                found = await self._cache.get(request.poll_id)
-                poll = found if found is not None else PollNotFound(request.poll_id)
+                claim = self._ledger.claim(vote.vote_id, request.option_id, request.request_id)
             except CommandError as exc:
-                poll = exc
-            polls[request.poll_id] = poll
-        if isinstance(poll, CommandError):
-            raise poll
-        state = poll.state_at(now)
-        if state == poll_pb2.POLL_STATUS_CLOSED:
-            raise PollNotOpen(poll.poll_id, PollNotOpen.CLOSED)
-        if state == poll_pb2.POLL_STATUS_SCHEDULED:
-            raise PollNotOpen(poll.poll_id, PollNotOpen.NOT_OPEN_YET)
-        if request.option_id not in poll.option_ids:
-            raise OptionNotFound(poll.poll_id, request.option_id)
-        self._authorizer.authorize_vote(caller, request.voter_id, request.poll_id)
-        return poll
+                outcomes[vote.index] = exc
+                continue
+            if isinstance(claim, Ack):
+                outcomes[vote.index] = self._response(claim, receipts)
+            elif claim is not None:
+                vote.waits = True
+                waiting.append((vote, claim))
+            else:
+                vote.owned = True
+                owned.append(vote)
+        if not owned:
+            return waiting
+        shared = await self._shared.claim(
+            [(v.vote_id, v.request.poll_id, v.request.option_id) for v in owned]
+        )
+        if shared is None:
+            return waiting  # Redis is away: this process's memory only
+        for vote, earlier in zip(owned, shared, strict=True):
+            request = vote.request
+            if earlier is None:
+                vote.shared = True
+                continue
+            if earlier.option_id != request.option_id:
+                outcomes[vote.index] = RequestIdReused(request.request_id)
+                self._ledger.release(vote.vote_id)
+            elif isinstance(earlier, Pending):
+                outcomes[vote.index] = Unavailable(
+                    "the first attempt of this request is in flight; retry it", retry_after_s=0.2
+                )
+                self._ledger.release(vote.vote_id)
+            else:
+                self._ledger.complete(earlier)
+                outcomes[vote.index] = self._response(earlier, receipts)
+            vote.owned = False
+        return waiting
 
     async def _rate_limit(
-        self, caller: Principal, votes: list[tuple[int, str]]
-    ) -> dict[int, RateLimited]:
-        """The caller's bucket pays for the whole batch, each voter's bucket for its votes;
-        returns the votes refused. Only votes that passed authorization get here, so no
-        caller can drain another voter's bucket."""
-        if not votes:
-            return {}
-        refused: dict[int, RateLimited] = {}
+        self, caller: Principal, votes: list[_Vote], outcomes: list[VoteOutcome | None]
+    ) -> None:
+        """The caller's bucket pays for the whole batch, each voter's bucket for its votes.
+        Only votes that passed authorization get here, so no caller can drain another
+        voter's bucket. Refused votes give up their claims."""
+        refused: list[_Vote] = []
         (wait,) = await self._client_limits.take([(f"client:{caller.subject}", len(votes))])
         if wait:
-            for index, _ in votes:
-                refused[index] = RateLimited(
+            for vote in votes:
+                outcomes[vote.index] = RateLimited(
                     "client",
                     "too many votes from this caller; retry later",
                     retry_after_s=wait / 1000,
                 )
-            return refused
-        waits = await self._voter_limits.take([(f"voter:{key}", 1) for _, key in votes])
-        for (index, _), voter_wait in zip(votes, waits, strict=True):
-            if voter_wait:
-                refused[index] = RateLimited(
-                    "voter",
-                    "too many votes from this voter; retry later",
-                    retry_after_s=voter_wait / 1000,
-                )
-        return refused
+            refused = votes
+        else:
+            waits = await self._voter_limits.take([(f"voter:{v.voter_key}", 1) for v in votes])
+            for vote, voter_wait in zip(votes, waits, strict=True):
+                if voter_wait:
+                    outcomes[vote.index] = RateLimited(
+                        "voter",
+                        "too many votes from this voter; retry later",
+                        retry_after_s=voter_wait / 1000,
+                    )
+                    refused.append(vote)
+        if refused:
+            await self._release(refused)
+
+    async def _release(self, votes: list[_Vote]) -> None:
+        for vote in votes:
+            if vote.owned:
+                self._ledger.release(vote.vote_id)
+        await self._shared.release([v.vote_id for v in votes if v.shared])
 
     def _response(self, ack: Ack, receipts: bool) -> cmd.CastVoteResponse:
         reply = _response(ack)
@@ -308,40 +460,60 @@ class CommandHandler:
             self._receipts.sign(receipt)
         return reply
 
-    async def _append_votes(
-        self, pending: list[_Pending], outcomes: list[VoteOutcome | None], now: int, receipts: bool
-    ) -> None:
-        if self._inflight_votes + len(pending) > self._limits.max_inflight_votes:
-            for item in pending:
-                outcomes[item.index] = Overloaded("too many votes awaiting the log; retry later")
-                if item.claimed:
-                    self._ledger.release(item.vote.vote_id)
-            return
-        self._inflight_votes += len(pending)
+    async def _append_votes(self, votes: list[_Vote], now: int) -> list[Ack | CommandError]:
+        """Appends the votes and settles their claims (run as a task of its own)."""
+        if self._inflight_votes + len(votes) > self._limits.max_inflight_votes:
+            await self._release(votes)
+            return [Overloaded("too many votes awaiting the log; retry later")] * len(votes)
+        events = []
+        for vote in votes:
+            request = vote.request
+            assert vote.poll is not None
+            event = events_pb2.VoteCast(
+                event_id=new_event_id(),
+                vote_id=vote.vote_id,
+                poll_id=request.poll_id,
+                voter_key=vote.voter_key,
+                option_id=request.option_id,
+                request_id=request.request_id,
+                ledger_shard=ledger_shard(vote.voter_key, vote.poll.ledger_shards),
+            )
+            event.occurred_at.FromMilliseconds(now)
+            events.append(event)
+        self._inflight_votes += len(votes)
         try:
-            deliveries = await self._appender.append_votes([item.vote for item in pending])
+            deliveries = await self._appender.append_votes(events)
+        except BaseException:
+            await self._release(votes)
+            raise
         finally:
-            self._inflight_votes -= len(pending)
-        for item, delivery in zip(pending, deliveries, strict=True):
-            vote_id = item.vote.vote_id
+            self._inflight_votes -= len(votes)
+        results: list[Ack | CommandError] = []
+        failed: list[_Vote] = []
+        acks: list[Ack] = []
+        for vote, delivery in zip(votes, deliveries, strict=True):
             if isinstance(delivery, DeliveryError):
-                outcomes[item.index] = Unavailable(
-                    f"the vote log did not take the vote: {delivery}"
-                )
-                if item.claimed:
-                    self._ledger.release(vote_id)
+                results.append(Unavailable(f"the vote log did not take the vote: {delivery}"))
+                failed.append(vote)
                 continue
             ack = Ack(
-                vote_id,
+                vote.vote_id,
                 delivery.partition,
                 delivery.offset,
                 now,
-                item.vote.option_id,
-                item.vote.poll_id,
+                vote.request.option_id,
+                vote.request.poll_id,
             )
-            if item.claimed:
+            results.append(ack)
+            if vote.owned:
                 self._ledger.complete(ack)
-            outcomes[item.index] = self._response(ack, receipts)
+            if vote.shared:
+                acks.append(ack)
+        if failed:
+            await self._release(failed)
+        if acks:
+            await self._shared.complete(acks)
+        return results
 
 
 def _response(ack: Ack) -> cmd.CastVoteResponse:

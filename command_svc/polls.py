@@ -7,7 +7,9 @@ sweeper re-publishes whatever a crashed command process left unpublished.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -16,21 +18,36 @@ from voting.dynamodb import error_code
 from voting.errors import InfrastructureError
 from voting.polls import CLOSED, OPEN, PollModel, read_poll
 
+T = TypeVar("T")
+
 
 class PollStore:
-    """Conditional writes on the ``polls`` table: one winner per poll id, per close."""
+    """Conditional writes on the ``polls`` table: one winner per poll id, per close.
 
-    def __init__(self, ddb: Any, table: str) -> None:
+    Every call waits at most ``timeout_s`` (retries included), then fails with
+    UNAVAILABLE: a DynamoDB that does not answer must not hold commands to their deadline.
+    """
+
+    def __init__(self, ddb: Any, table: str, *, timeout_s: float = 2.0) -> None:
         self._ddb = ddb
         self._table = table
+        self._timeout_s = timeout_s
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, self._timeout_s)
+        except TimeoutError as exc:
+            raise Unavailable(f"the poll store did not answer in {self._timeout_s}s") from exc
 
     async def create(self, poll: PollModel) -> tuple[PollModel, bool]:
         """Stores ``poll`` unless its id exists; returns the stored poll and whether it is new."""
         try:
-            await self._ddb.put_item(
-                TableName=self._table,
-                Item=poll.to_item(),
-                ConditionExpression="attribute_not_exists(poll_id)",
+            await self._call(
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item=poll.to_item(),
+                    ConditionExpression="attribute_not_exists(poll_id)",
+                )
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
@@ -46,23 +63,25 @@ class PollStore:
     async def close(self, poll_id: str, request_id: str, now_ms: int) -> tuple[PollModel, bool]:
         """Marks the poll closed; returns it and whether this call closed it."""
         try:
-            reply = await self._ddb.update_item(
-                TableName=self._table,
-                Key={"poll_id": {"S": poll_id}},
-                UpdateExpression=(
-                    "SET #status = :closed, closed_at = :now, close_request_id = :req, "
-                    "closed_published = :false"
-                ),
-                ConditionExpression="attribute_exists(poll_id) AND #status = :open",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":closed": {"S": CLOSED},
-                    ":open": {"S": OPEN},
-                    ":now": {"N": str(now_ms)},
-                    ":req": {"S": request_id},
-                    ":false": {"BOOL": False},
-                },
-                ReturnValues="ALL_NEW",
+            reply = await self._call(
+                self._ddb.update_item(
+                    TableName=self._table,
+                    Key={"poll_id": {"S": poll_id}},
+                    UpdateExpression=(
+                        "SET #status = :closed, closed_at = :now, close_request_id = :req, "
+                        "closed_published = :false"
+                    ),
+                    ConditionExpression="attribute_exists(poll_id) AND #status = :open",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":closed": {"S": CLOSED},
+                        ":open": {"S": OPEN},
+                        ":now": {"N": str(now_ms)},
+                        ":req": {"S": request_id},
+                        ":false": {"BOOL": False},
+                    },
+                    ReturnValues="ALL_NEW",
+                )
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
@@ -77,18 +96,20 @@ class PollStore:
 
     async def mark_published(self, poll_id: str, flag: str) -> None:
         try:
-            await self._ddb.update_item(
-                TableName=self._table,
-                Key={"poll_id": {"S": poll_id}},
-                UpdateExpression=f"SET {flag} = :true",
-                ExpressionAttributeValues={":true": {"BOOL": True}},
+            await self._call(
+                self._ddb.update_item(
+                    TableName=self._table,
+                    Key={"poll_id": {"S": poll_id}},
+                    UpdateExpression=f"SET {flag} = :true",
+                    ExpressionAttributeValues={":true": {"BOOL": True}},
+                )
             )
         except (ClientError, BotoCoreError) as exc:
             raise _unavailable(exc) from exc
 
     async def get(self, poll_id: str) -> PollModel | None:
         try:
-            return await read_poll(self._ddb, self._table, poll_id)
+            return await read_poll(self._ddb, self._table, poll_id, timeout_s=self._timeout_s)
         except InfrastructureError as exc:
             raise Unavailable(str(exc)) from exc
 
@@ -111,7 +132,7 @@ class PollStore:
         }
         try:
             while True:
-                page = await self._ddb.scan(**kwargs)
+                page = await self._call(self._ddb.scan(**kwargs))
                 found.extend(PollModel.from_item(i) for i in page.get("Items", []))
                 if "LastEvaluatedKey" not in page:
                     return found

@@ -29,8 +29,11 @@ async def serve(settings: Settings) -> None:
     )
     async with dynamodb.client(settings.dynamodb) as ddb:
         table = settings.dynamodb.polls_table
+        timeout_s = settings.dynamodb.request_timeout_s
         polls = PollCache(
-            lambda poll_id: read_poll(ddb, table, poll_id), ttl_s=settings.command.poll_cache_ttl_s
+            lambda poll_id: read_poll(ddb, table, poll_id, timeout_s=timeout_s),
+            ttl_s=settings.command.poll_cache_ttl_s,
+            max_staleness_s=settings.command.poll_max_staleness_s,
         )
         service = QueryService(
             reader,

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from voting.errors import InfrastructureError
+from voting.errors import InfrastructureError, VotingError
 from voting.v1 import poll_pb2
 
 OPEN = "OPEN"
@@ -119,25 +119,54 @@ class PollModel:
         )
 
 
+@dataclass(slots=True)
+class _Entry:
+    poll: PollModel | None
+    fresh_until: float
+    stale_until: float
+    retry_at: float = 0.0
+
+
 class PollCache:
-    """Polls as the command side validates against: at most ``ttl_s`` stale.
+    """Polls as a service validates against: at most ``ttl_s`` stale while the store
+    answers, and at most ``max_staleness_s`` while it does not.
 
     Misses for one poll share one read (a burst of votes for a new poll costs one
     GetItem), and unknown polls are cached too, so a flood of votes for made-up poll ids
-    cannot turn into a flood of reads.
+    cannot turn into a flood of reads. When a refresh fails (the store is down or too
+    slow: ``load`` bounds its own wait), the last known model is served, and the store
+    is asked again at most once a second: writes and reads go on from what was known.
     """
 
-    def __init__(self, load: Callable[[str], Awaitable[PollModel | None]], *, ttl_s: float) -> None:
+    def __init__(
+        self,
+        load: Callable[[str], Awaitable[PollModel | None]],
+        *,
+        ttl_s: float,
+        max_staleness_s: float = 60.0,
+    ) -> None:
         self._load = load
         self._ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, PollModel | None]] = {}
+        self._max_staleness_s = max(max_staleness_s, ttl_s)
+        self._entries: dict[str, _Entry] = {}
         self._loading: dict[str, asyncio.Future[PollModel | None]] = {}
 
     async def get(self, poll_id: str) -> PollModel | None:
         entry = self._entries.get(poll_id)
         now = time.monotonic()
-        if entry is not None and entry[0] > now:
-            return entry[1]
+        if entry is not None and (
+            entry.fresh_until > now or (entry.retry_at > now and entry.stale_until > now)
+        ):
+            return entry.poll
+        try:
+            return await self._refresh(poll_id)
+        except VotingError:
+            if entry is None or entry.stale_until <= now:
+                raise
+            entry.retry_at = now + 1.0
+            return entry.poll
+
+    async def _refresh(self, poll_id: str) -> PollModel | None:
         pending = self._loading.get(poll_id)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -151,24 +180,32 @@ class PollCache:
             raise
         finally:
             self._loading.pop(poll_id, None)
-        if len(self._entries) > 100_000:
-            self._entries.clear()
-        self._entries[poll_id] = (now + self._ttl_s, poll)
+        self.put(poll, poll_id)
         future.set_result(poll)
         return poll
 
-    def put(self, poll: PollModel) -> None:
-        self._entries[poll.poll_id] = (time.monotonic() + self._ttl_s, poll)
+    def put(self, poll: PollModel | None, poll_id: str | None = None) -> None:
+        key = poll_id if poll is None else poll.poll_id
+        assert key is not None
+        if len(self._entries) > 100_000:
+            self._entries.clear()
+        now = time.monotonic()
+        self._entries[key] = _Entry(poll, now + self._ttl_s, now + self._max_staleness_s)
 
 
-async def read_poll(ddb: Any, table: str, poll_id: str) -> PollModel | None:
+async def read_poll(
+    ddb: Any, table: str, poll_id: str, *, timeout_s: float = 2.0
+) -> PollModel | None:
     """The poll as stored now (strongly consistent read), or None."""
     try:
-        reply = await ddb.get_item(
-            TableName=table, Key={"poll_id": {"S": poll_id}}, ConsistentRead=True
+        reply = await asyncio.wait_for(
+            ddb.get_item(TableName=table, Key={"poll_id": {"S": poll_id}}, ConsistentRead=True),
+            timeout_s,
         )
     except (ClientError, BotoCoreError) as exc:
         raise InfrastructureError(f"the poll store is unavailable: {exc}") from exc
+    except TimeoutError as exc:
+        raise InfrastructureError(f"the poll store did not answer in {timeout_s}s") from exc
     item = reply.get("Item")
     return PollModel.from_item(item) if item else None
 
