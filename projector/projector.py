@@ -6,7 +6,12 @@ the projector re-reads exactly what was lost. Kafka commits are made too, but on
 lag can be watched.
 
 When Redis is unreachable the projector pauses its partitions (staying in its group),
-retries with backoff, then re-reads its positions and catches up.
+retries with backoff, then re-reads its positions and catches up. It does not wait for
+the next record to find out that Redis lost data: once a second it checks that the
+stored positions are still the ones it wrote. If Redis restarted empty, lost its last
+second of AOF or failed over to a replica that was behind, they differ, and it re-reads
+from the stored positions (from the start of the log if there are none): the read model,
+FINAL results included (the recount runs again from DynamoDB), comes back by itself.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class Projector:
         self._at_end: set[int] = set()
         self._reflected: dict[int, int] = {}
         self._heartbeat_at = 0.0
+        self._verified_at = 0.0
         self.applied = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -106,9 +112,13 @@ class Projector:
             )
             if records:
                 await self._handle(records)
-            await self._heartbeat()
-            await self._sweep_closed_polls()
-            await self._follow_namespace()
+            try:
+                await self._verify_positions()
+                await self._heartbeat()
+                await self._sweep_closed_polls()
+                await self._follow_namespace()
+            except (RedisError, GuardMismatch, OSError) as exc:
+                await self._lost_redis(exc)
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(
@@ -137,10 +147,28 @@ class Projector:
                 await self._apply(data)
             self._at_end.update(at_end)
         except (RedisError, GuardMismatch, OSError) as exc:
-            log.warning("read model unavailable or moved; pausing", extra={"error": str(exc)})
-            self._resync = True
-            self._backoff_s = 0.2
-            await self._call(self._consumer.pause, self._tps())
+            await self._lost_redis(exc)
+
+    async def _lost_redis(self, exc: Exception) -> None:
+        log.warning("read model unavailable or moved; pausing", extra={"error": str(exc)})
+        self._resync = True
+        self._backoff_s = 0.2
+        await self._call(self._consumer.pause, self._tps())
+
+    async def _verify_positions(self) -> None:
+        """Once a second, checks that Redis still holds the positions this projector wrote;
+        if not, Redis lost writes (or another process moved them): re-read from there."""
+        now = time.monotonic()
+        if self._resync or now - self._verified_at < 1.0:
+            return
+        self._verified_at = now
+        names = sorted(self._positions)
+        if not names:
+            return
+        stored = await self._writer.positions(names)
+        if stored != {n: self._positions[n] for n in names}:
+            lost = {n: (self._positions[n], stored.get(n)) for n in names}
+            raise GuardMismatch(f"stored positions differ from ours: {lost}")
 
     async def _apply(self, records: list[Message]) -> None:
         polls_topic = self._settings.topics.polls
@@ -202,11 +230,7 @@ class Projector:
         if self._recount is None or self._resync or now - self._swept_at < 5.0:
             return
         self._swept_at = now
-        try:
-            pending = await self._writer.closing()
-        except (RedisError, OSError):
-            return
-        for poll_id in pending:
+        for poll_id in await self._writer.closing():
             self._start_recount(poll_id)
 
     async def _follow_namespace(self) -> None:
@@ -216,10 +240,7 @@ class Projector:
         if now - self._namespace_checked_at < 1.0:
             return
         self._namespace_checked_at = now
-        try:
-            active = text(await self._writer.client.get(ACTIVE_KEY)) or DEFAULT_NAMESPACE
-        except (RedisError, OSError):
-            return
+        active = text(await self._writer.client.get(ACTIVE_KEY)) or DEFAULT_NAMESPACE
         if active == self._writer.keys.namespace:
             return
         log.info("read model switched; following it", extra={"namespace": active})
@@ -251,6 +272,7 @@ class Projector:
             await self._writer.mark_caught_up(sorted(self._at_end))
         except (RedisError, OSError):
             self._at_end.clear()
+            raise
 
     async def _try_resync(self) -> bool:
         """Re-reads positions from Redis and moves every assigned partition there."""

@@ -19,6 +19,7 @@ from projector.projection import Update
 from voting import faults
 from voting.readmodel import CHANGES_CHANNEL, Keys, change_message, guard_field
 from voting.redis import text
+from voting.v1 import vote_pb2
 
 _APPLY = resources.files("projector").joinpath("apply_votes.lua").read_text()
 _ADVANCE = resources.files("projector").joinpath("advance_positions.lua").read_text()
@@ -81,7 +82,14 @@ class ReadModelWriter:
         async with self._redis.pipeline(transaction=False) as pipe:
             bumped: list[str] = []
             for vote_id, status in update.statuses:
-                pipe.set(keys.vote_status(vote_id), status.encode(), ex=self._status_ttl_s)
+                # A vote's first decision stands: a later rejection of the same vote id
+                # (a late retry of a counted vote) never overwrites it.
+                pipe.set(
+                    keys.vote_status(vote_id),
+                    status.encode(),
+                    ex=self._status_ttl_s,
+                    nx=status.state != vote_pb2.VOTE_STATE_ACCEPTED,
+                )
             for poll_id, definition in update.definitions.items():
                 pipe.set(keys.poll(poll_id), definition.poll)
                 pipe.zadd(keys.polls, {poll_id: definition.created_at_ms})
