@@ -10,11 +10,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
 from tests.harness import wait_until
 from voting.stack.components import free_port
+from voting.v1 import command_service_pb2 as cmd
+from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
+from voting.v1 import query_service_pb2 as q
 
 
 def descendants(pid: int) -> set[int]:
@@ -54,9 +59,11 @@ def alive(pids: set[int]) -> set[int]:
 class Up:
     """A `voting up` process started the way a user starts it."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, infra_only: bool = True) -> None:
         self.ports = {name: free_port() for name in ("kafka", "dynamodb", "redis")}
-        args = [sys.executable, "-m", "voting", "up", "--infra-only", "--data-dir", str(data_dir)]
+        args = [sys.executable, "-m", "voting", "up", "--data-dir", str(data_dir)]
+        if infra_only:
+            args.append("--infra-only")
         for name, port in self.ports.items():
             args += [f"--{name}-port", str(port)]
         self.proc = subprocess.Popen(
@@ -198,3 +205,77 @@ def test_a_part_that_dies_while_starting_stops_the_parts_already_started(tmp_pat
     for name in ("kafka", "dynamodb"):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", up.ports[name])) != 0, f"{name} still listens"
+
+
+def _child_pid(up: Up, needle: str) -> int:
+    for pid in alive(descendants(up.proc.pid)):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmdline:
+            return pid
+    raise AssertionError(f"no child process matches {needle!r}")
+
+
+@pytest.mark.slow
+def test_the_stack_restarts_a_store_that_died_and_the_system_keeps_working(
+    tmp_path: Path,
+) -> None:
+    """kill -9 Redis, then DynamoDB Local: `voting up` restarts each (bug: it stopped every
+    process), and a vote cast afterwards is counted."""
+    services = {n: free_port() for n in ("command", "query", "worker", "projector", "gateway")}
+    up = Up(
+        tmp_path / "data",
+        *(a for n, p in services.items() for a in (f"--{n}-port", str(p))),
+        infra_only=False,
+    )
+    try:
+        up.wait_for("voting up: ready", timeout_s=180)
+        for needle, name in ((f":{up.ports['redis']}", "redis"), ("DynamoDB", "dynamodb")):
+            os.kill(_child_pid(up, needle), signal.SIGKILL)
+            up.wait_for(f"voting up: {name} restarted", timeout_s=120)
+            assert up.proc.poll() is None, "voting up gave up"
+        target = f"127.0.0.1:{services['command']}"
+        with (
+            grpc.insecure_channel(target) as cc,
+            grpc.insecure_channel(f"127.0.0.1:{services['query']}") as qc,
+        ):
+            commands: Any = command_service_pb2_grpc.CommandServiceStub(cc)
+            queries: Any = query_service_pb2_grpc.QueryServiceStub(qc)
+            commands.CreatePoll(
+                cmd.CreatePollRequest(
+                    request_id="p",
+                    poll_id="after-the-crash",
+                    title="After",
+                    options=[poll_pb2.PollOption(option_id=o, label=o) for o in ("a", "b")],
+                ),
+                timeout=30,
+            )
+            ack = commands.CastVote(
+                cmd.CastVoteRequest(
+                    request_id="v", poll_id="after-the-crash", voter_id="ada", option_id="a"
+                ),
+                timeout=30,
+            )
+            results = queries.GetResults(
+                q.GetResultsRequest(
+                    poll_id="after-the-crash", consistency_token=ack.consistency_token
+                ),
+                timeout=30,
+            ).results
+            assert results.total == 1
+    finally:
+        up.close()
+
+
+def test_restart_backoff_doubles_and_resets_after_a_healthy_period() -> None:
+    from voting.stack.stack import RestartBackoff
+
+    backoff = RestartBackoff(initial_s=1.0, maximum_s=30.0, healthy_s=60.0)
+    delays = [backoff.next_delay("redis", now=0.0) for _ in range(7)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    backoff.started("redis", now=100.0)
+    assert backoff.next_delay("redis", now=130.0) == 30.0  # died again soon: still backing off
+    backoff.started("redis", now=200.0)
+    assert backoff.next_delay("redis", now=261.0) == 1.0  # ran for a minute: back to the start

@@ -6,7 +6,6 @@ what users run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -94,6 +93,33 @@ class StackOptions:
         }
         metrics = {name: components.free_port() for name in SERVICES}
         return cls(**{**ports, "metrics_ports": metrics, **overrides})  # type: ignore[arg-type]
+
+
+class RestartBackoff:
+    """How long to wait before restarting a process that died: doubling from
+    ``initial_s`` to ``maximum_s`` while it keeps dying, back to ``initial_s`` once it
+    has run for ``healthy_s``."""
+
+    def __init__(
+        self, *, initial_s: float = 1.0, maximum_s: float = 30.0, healthy_s: float = 60.0
+    ) -> None:
+        self._initial_s = initial_s
+        self._maximum_s = maximum_s
+        self._healthy_s = healthy_s
+        self._delays: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    def next_delay(self, name: str, *, now: float) -> float:
+        last = self._delays.get(name)
+        started = self._started.get(name)
+        if started is not None and now - started >= self._healthy_s:
+            last = None
+        delay = self._initial_s if last is None else min(last * 2, self._maximum_s)
+        self._delays[name] = delay
+        return delay
+
+    def started(self, name: str, *, now: float) -> None:
+        self._started[name] = now
 
 
 class Stack:
@@ -238,6 +264,10 @@ class Stack:
             if child is not None:
                 child.terminate(grace_s)
 
+    def is_store(self, name: str) -> bool:
+        """Whether ``name`` is infrastructure (broker, DynamoDB, Redis), not a service."""
+        return self._components[name].kind == "infra"
+
     def kill(self, name: str) -> None:
         """``kill -9`` one component (fault injection)."""
         self.children[name].kill()
@@ -253,24 +283,35 @@ class Stack:
             log.info("stopped %s (exit %s)", name, code)
 
     def supervise(self) -> Iterator[str]:
-        """Yields a line for each event; restarts services that die; stops on infra death."""
-        backoff: dict[str, float] = {}
+        """Yields a line for each event; restarts whatever dies, stores included.
+
+        A restarted store gets its topics or tables again (idempotent). The local broker
+        keeps its log in memory, so when it dies the log is gone: the services are
+        restarted too, to start over on the new, empty log (votes it had not yet passed
+        on are lost, as the README says).
+        """
+        backoff = RestartBackoff()
         while True:
             for name, child in list(self.children.items()):
                 if child.alive():
                     continue
-                if self._components[name].kind == "infra":
-                    raise StackError(
-                        f"{name} exited with code {child.returncode}:\n{child.log_tail()}",
-                        fix=f"see {child.spec.log_path}",
-                    )
-                delay = min(backoff.get(name, 0.5) * 2, 30.0)
-                backoff[name] = delay
+                delay = backoff.next_delay(name, now=time.monotonic())
                 yield f"{name} exited with code {child.returncode}; restarting in {delay:.0f}s"
                 time.sleep(delay)
-                with contextlib.suppress(StackError):
+                try:
                     self.restart(name)
-                    yield f"{name} restarted"
+                    backoff.started(name, now=time.monotonic())
+                    if self._components[name].kind == "infra":
+                        self.provision()
+                        if name == "kafka":
+                            yield "the broker lost its log; restarting the services"
+                            for service in [n for n in self.children if n in SERVICES]:
+                                self.restart(service)
+                                backoff.started(service, now=time.monotonic())
+                except StackError as exc:
+                    yield f"{name} did not start again: {exc}"
+                    continue
+                yield f"{name} restarted"
             time.sleep(0.5)
             yield ""
 
