@@ -1,212 +1,260 @@
-"""``voting chaos --profile short|quick|standard``: faults under steady load, then proof.
+"""``voting chaos --profile P [--seed N]``: a seeded random nemesis under real load, then
+a checker over the whole recorded history.
 
-On one private local stack, a steady vote load (``bench.load``: retries unacknowledged
-votes with the same request id, as a real client does) and a reader (GetResults ten
-times a second) run while each component in turn is killed with ``kill -9`` and
-restarted: the command service, the dedup worker, the projector, the query service and
-Redis; then a second worker joins and leaves again (two rebalances). Then the poll
-closes and its recount makes the results FINAL.
+On a private local stack run as ``voting up`` runs it (Redis with AOF, DynamoDB Local on
+disk), with two command service processes and two workers:
 
-What it proves, from the stores themselves:
-- ``lost``: acknowledged voters with no vote in DynamoDB (the source of truth);
-- ``double_counted``: votes counted beyond the truth, in DynamoDB or in the live Redis
-  count once the pipeline drained (the recount's report of the live count);
-- ``final_matches_truth``: the FINAL tally equals the truth (each acknowledged voter's
-  first vote);
-- the CQRS claims: ``reads_served_while_writes_down`` (successful reads while writes
-  failed) and ``writes_accepted_while_reads_down`` (votes acknowledged while reads
-  failed), with ``write_unavailable_s`` and ``read_unavailable_s``.
+1. The end-to-end capacity is measured flat out for a few seconds (accepted votes counted
+   in Redis per second, the backlog kept bounded); the load then runs at
+   ``load_fraction`` of it, for the whole run: unary and batched calls over both command
+   processes, repeat voters, ``short_deadline_ratio`` of first attempts with a deadline
+   of a few milliseconds, every unanswered vote retried with the same request id (often
+   on the other process), and a reader calling GetResults ten times a second.
+2. The nemesis (``bench.nemesis``) kills and pauses every process and store on a
+   schedule drawn from the seed. One poll is closed while its votes are in flight; the
+   other after the last fault.
+3. Once both polls are FINAL, the checker (``bench.checker``) judges the history against
+   the stores. Any violation: the JSON names the first examples, the history is saved
+   next to it, and the command exits 1. The seed replays the same schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+import json
+import secrets
+import shutil
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import grpc
+import redis.asyncio as aioredis
 
-from bench.environment import machine, private_stack, write_json
+from bench.checker import Observed, check
+from bench.environment import RESULTS, machine, private_stack, write_json
 from bench.load import CLIENT_OPTIONS, LoadSpec, VoteLoad, down_windows, within
-from bench.polls import close_and_await_final, create_polls
+from bench.nemesis import Kind, Nemesis, Schedule
+from bench.polls import create_polls
 from bench.progress import Progress
 from bench.stats import rounded
 from voting import dynamodb
 from voting.identity import VoterKeys
+from voting.kafka import KafkaClients, read_log
+from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
+from voting.redis import text
 from voting.stack.stack import Stack
+from voting.v1 import command_service_pb2 as cmd
+from voting.v1 import command_service_pb2_grpc, query_service_pb2_grpc
 from voting.v1 import query_service_pb2 as q
-from voting.v1 import query_service_pb2_grpc
 
 OPTIONS = ("o0", "o1", "o2")
+SERVICES = ("command", "worker", "projector", "query", "gateway")
+EXTRAS = {"command-2": "command-svc", "worker-2": "worker"}
+TARGETS = (
+    "command",
+    "command-2",
+    "worker",
+    "worker-2",
+    "projector",
+    "query",
+    "gateway",
+    "redis",
+    "dynamodb",
+    "kafka",
+)
+# The local broker keeps its log in memory: a kill loses every topic by construction, so
+# it is only paused (see README, Guarantees).
+KINDS: dict[str, tuple[Kind, ...]] = {
+    t: ("pause",) if t == "kafka" else ("kill", "pause") for t in TARGETS
+}
+Inject = Literal["", "miscount"]
 
 
 @dataclass(frozen=True)
 class ChaosProfile:
     name: str
-    rounds: int = 1
-    down_s: float = 2.0  # how long a killed component stays down
-    settle_s: float = 4.0  # between faults
-    warmup_s: float = 4.0
-    rate: float = 400.0  # votes/s of the steady load
+    rounds: int  # every (kind, target) this many times
+    extra: int  # plus this many faults drawn at random
+    gap_s: tuple[float, float] = (2.0, 6.0)
+    load_fraction: float = 0.6  # of the end-to-end capacity measured first
+    calibrate_s: float = 10.0
+    min_rate: float = 150.0
     batch: int = 20
-    targets: tuple[str, ...] = ("command", "worker", "projector", "query", "redis")
-    rebalance: bool = True
+    lanes: int = 2
+    unary_lanes: int = 2
+    repeat_ratio: float = 0.15
+    short_deadline_ratio: float = 0.03
+    settle_s: float = 5.0
 
-    def planned_s(self) -> float:
-        per_round = len(self.targets) * (self.down_s + self.settle_s + 3) + 3 * self.settle_s
-        return 40 + self.warmup_s + self.rounds * per_round + 30
+    def planned_s(self, schedule: Schedule) -> float:
+        return 60 + self.calibrate_s + schedule.span_s + self.settle_s + 60
 
 
 PROFILES = {
-    # Inside `make test`: every fault once, correctness asserted.
-    "short": ChaosProfile("short", down_s=1.0, settle_s=2.5, warmup_s=3.0, rate=300.0),
-    "quick": ChaosProfile("quick", rounds=2),
-    "standard": ChaosProfile("standard", rounds=5, down_s=3.0, settle_s=6.0, rate=600.0),
+    # The checker on a calm run (and the run `voting chaos` must fail when a miscount is
+    # injected).
+    "smoke": ChaosProfile("smoke", rounds=0, extra=0, calibrate_s=5.0),
+    # Inside `make test`: eight faults drawn at random, a kill and a pause among them.
+    "short": ChaosProfile("short", rounds=0, extra=8, gap_s=(2.0, 5.0)),
+    # Every target killed and paused once.
+    "quick": ChaosProfile("quick", rounds=1, extra=0),
+    # `make chaos`: a 20-minute soak, every target killed and paused eight times.
+    "standard": ChaosProfile("standard", rounds=8, extra=0, gap_s=(3.0, 9.0)),
 }
 
 
-def run(*, profile: str = "quick", json_path: Path | None = None) -> dict[str, Any]:
+def run(
+    *,
+    profile: str = "quick",
+    seed: int | None = None,
+    json_path: Path | None = None,
+    inject: Inject = "",
+) -> dict[str, Any]:
     chosen = PROFILES[profile]
-    progress = Progress(chosen.planned_s())
+    seed = secrets.randbelow(1_000_000) if seed is None else seed
+    schedule = Schedule.draw(
+        seed,
+        targets=TARGETS,
+        kinds=KINDS,
+        rounds=chosen.rounds,
+        extra=chosen.extra,
+        gap_s=chosen.gap_s,
+    )
+    replay = f"voting chaos --profile {profile} --seed {seed}"
+    print(
+        f"voting chaos: seed {seed} ({len(schedule.faults)} faults); replay: {replay}",
+        file=sys.stderr,
+        flush=True,
+    )
+    progress = Progress(chosen.planned_s(schedule))
     progress.show("starting the local stack")
-    with private_stack(services=("command", "worker", "projector", "query")) as stack:
-        figures = Chaos(stack, chosen, progress).run()
+    target = json_path or RESULTS / f"chaos-{profile}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    with private_stack(services=SERVICES, ephemeral=False) as stack:
+        for name, command in EXTRAS.items():
+            stack.start_extra(name, command)
+        chaos = Chaos(stack, chosen, schedule, progress)
+        figures, history = chaos.run(inject=inject)
+        if figures["violations"]:  # the processes' logs, for whoever investigates
+            shutil.copytree(stack.log_dir, target.with_suffix(".logs"), dirs_exist_ok=True)
     progress.done()
-    result = {"benchmark": "chaos", "profile": asdict(chosen), "machine": machine(), **figures}
-    result["json"] = str(write_json(result, json_path))
+    result = {
+        "benchmark": "chaos",
+        "seed": seed,
+        "replay": replay,
+        "profile": asdict(chosen),
+        "machine": machine(),
+        "injected": inject or None,
+        **figures,
+    }
+    result["ok"] = not result["violations"]
+    write_json(result, target)
+    result["json"] = str(target)
+    if not result["ok"]:
+        saved = target.with_suffix(".history.jsonl.gz")
+        with gzip.open(saved, "wt") as out:
+            for line in history:
+                out.write(json.dumps(line) + "\n")
+        result["history"] = str(saved)
+        result["logs"] = str(target.with_suffix(".logs"))
+        write_json(result, target)
     return result
 
 
 class Chaos:
-    def __init__(self, stack: Stack, profile: ChaosProfile, progress: Progress) -> None:
+    def __init__(
+        self, stack: Stack, profile: ChaosProfile, schedule: Schedule, progress: Progress
+    ) -> None:
         self.stack = stack
         self.profile = profile
+        self.schedule = schedule
         self.progress = progress
         self.settings = stack.settings()
         self.reads: list[tuple[float, bool]] = []
-        self.faults: list[dict[str, Any]] = []
+        self.counted = 0
         self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def run(self) -> dict[str, Any]:
+    def run(self, *, inject: Inject) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         profile = self.profile
-        (poll_id,) = create_polls(self.settings, 1, len(OPTIONS), prefix="chaos")
+        closed_early, closed_late = create_polls(self.settings, 2, len(OPTIONS), prefix="chaos")
+        polls = [closed_early, closed_late]
+        targets = [self.settings.command.listen, self._listen("command-2")]
         load = VoteLoad(
-            self.settings.command.listen,
+            targets,
             LoadSpec(
-                polls=[poll_id],
+                polls=list(polls),
                 options=OPTIONS,
                 batch=profile.batch,
-                lanes=2,
-                rate=profile.rate,
+                lanes=profile.lanes,
+                unary_lanes=profile.unary_lanes,
+                repeat_ratio=profile.repeat_ratio,
+                short_deadline_ratio=profile.short_deadline_ratio,
                 timeout_s=10.0,
+                retry_budget_s=180.0,
+                history=True,
             ),
+            seed=self.schedule.seed,
         )
-        driver = threading.Thread(target=self._drive, args=(load, poll_id), daemon=True)
         started = time.monotonic()
+        driver = threading.Thread(target=self._drive, args=(load, polls), daemon=True)
         driver.start()
-        time.sleep(profile.warmup_s)
-        for round_ in range(profile.rounds):
-            for target in profile.targets:
-                self._crash(target, round_, started, load)
-            if profile.rebalance:
-                self._rebalance(round_, started, load)
+
+        capacity = self._calibrate(load)
+        rate = max(profile.min_rate, profile.load_fraction * capacity)
+        load.set_rate(rate)
+        load.gate = lambda: True
+
+        nemesis = Nemesis(self.stack, self.schedule)
+        faults_started = time.monotonic()
+        closer = threading.Thread(
+            target=self._close_mid_run,
+            args=(closed_early, load, faults_started + 0.6 * self.schedule.span_s),
+            daemon=True,
+        )
+        closer.start()
+        self.progress.show("faults", f"{len(self.schedule.faults)} scheduled at {rate:.0f} votes/s")
+        nemesis.run(faults_started)
+        closer.join()
+        time.sleep(profile.settle_s)
+        died = self._revive()
         self._stop.set()
-        self.progress.show("faults done", "waiting for every vote to be acknowledged")
-        driver.join(300)
-        self.progress.show("closing the poll", "waiting for FINAL")
-        finals = close_and_await_final(self.settings, [poll_id])
-        return self._verdict(poll_id, load, finals.get(poll_id), started)
-
-    def _drive(self, load: VoteLoad, poll_id: str) -> None:
-        async def main() -> None:
-            await asyncio.gather(load.run(self._stop.is_set), self._read(poll_id))
-
-        asyncio.run(main())
-
-    async def _read(self, poll_id: str) -> None:
-        target = self.settings.query.listen
-        async with grpc.aio.insecure_channel(target, options=CLIENT_OPTIONS) as channel:
-            stub: Any = query_service_pb2_grpc.QueryServiceStub(channel)
-            while not self._stop.is_set():
-                try:
-                    await stub.GetResults(q.GetResultsRequest(poll_id=poll_id), timeout=1.0)
-                    self.reads.append((time.monotonic(), True))
-                except grpc.aio.AioRpcError:
-                    self.reads.append((time.monotonic(), False))
-                await asyncio.sleep(0.1)
-
-    def _crash(self, target: str, round_: int, started: float, load: VoteLoad) -> None:
-        self.progress.show(
-            f"round {round_ + 1}", f"kill -9 {target} ({len(load.record.acks)} acknowledged)"
-        )
-        killed = time.monotonic()
-        self.stack.kill(target)
-        time.sleep(self.profile.down_s)
-        self.stack.restart(target)
-        self.faults.append(
-            {
-                "component": target,
-                "action": "kill -9, restart",
-                "at_s": rounded(killed - started),
-                "back_after_s": rounded(time.monotonic() - killed),
-            }
-        )
-        time.sleep(self.profile.settle_s)
-
-    def _rebalance(self, round_: int, started: float, load: VoteLoad) -> None:
-        name = f"worker-extra-{round_}"
-        self.progress.show(f"round {round_ + 1}", f"a second worker joins ({name})")
-        joined = time.monotonic()
-        self.stack.start_extra(name, "worker")
-        self.faults.append(
-            {"component": name, "action": "join (rebalance)", "at_s": rounded(joined - started)}
-        )
-        time.sleep(2 * self.profile.settle_s)
-        self.progress.show(f"round {round_ + 1}", f"{name} leaves (SIGTERM)")
-        left = time.monotonic()
-        code = self.stack.children.pop(name).terminate(20)
-        self.faults.append(
-            {
-                "component": name,
-                "action": "leave (SIGTERM, rebalance)",
-                "at_s": rounded(left - started),
-                "exit_code": code,
-            }
-        )
-        time.sleep(self.profile.settle_s)
-
-    def _verdict(self, poll_id: str, load: VoteLoad, final: Any, started: float) -> dict[str, Any]:
+        self.progress.show("faults done", "waiting for every vote to be settled")
+        driver.join(400)
+        self.progress.show("closing", "waiting for FINAL")
+        finals = self._close_and_await_final(polls)
+        if inject == "miscount":
+            self._inject_miscount(polls)
+        observed = self._observe(load, polls, finals)
+        verdict = check(observed)
         record = load.record
-        truth = record.truth[poll_id]
-        keys = VoterKeys.from_settings(self.settings.security)
-        by_key = {keys.key(voter): option for voter, option in truth.items()}
-        ledger = self._ledger(poll_id)
-        lost = sum(1 for key in by_key if key not in ledger)
-        miscounted = sum(1 for key, option in by_key.items() if ledger.get(key, option) != option)
-        truth_counts = record.truth_counts(poll_id, OPTIONS)
-        final_counts = {c.option_id: c.votes for c in final.counts} if final else {}
-        live_counts = {c.option_id: c.votes for c in final.recount.live_counts} if final else {}
-        double_counted = max(0, len(ledger) - len(by_key)) + sum(
-            max(0, live_counts.get(o, 0) - truth_counts[o]) for o in OPTIONS
-        )
         writes = [(c.ended, c.ok) for c in record.calls]
         write_down = down_windows(writes)
         read_down = down_windows(self.reads)
-        return {
-            "acked": len(record.acks),
-            "voters": len(truth),
-            "lost": lost,
-            "double_counted": double_counted,
-            "miscounted": miscounted,
-            "final": bool(final and final.final),
-            "final_matches_truth": bool(final and final.final)
-            and {o: final_counts.get(o, 0) for o in OPTIONS} == truth_counts,
-            "live_matched_recount": bool(final and final.recount.matched),
-            "truth_counts": truth_counts,
-            "final_counts": final_counts,
+        violations = dict(verdict.violations)
+        if nemesis.errors:
+            violations["restart_failed"] = {
+                "count": len(nemesis.errors),
+                "examples": nemesis.errors,
+            }
+        if died:
+            violations["died_by_itself"] = {"count": len(died), "examples": died}
+        figures = {
+            "capacity_votes_per_s": rounded(capacity),
+            "load_votes_per_s": rounded(rate),
+            "faults": sorted(nemesis.done, key=lambda f: f["at_s"]),
+            **verdict.figures,
+            "final_counts": {
+                p: {c.option_id: c.votes for c in f.counts} if f else None
+                for p, f in finals.items()
+            },
+            "attempts_failed": record.attempts_failed,
+            "failure_codes": record.failure_codes,
             "write_unavailable_s": rounded(sum(b - a for a, b in write_down)),
             "read_unavailable_s": rounded(sum(b - a for a, b in read_down)),
             "reads_served_while_writes_down": sum(
@@ -215,28 +263,228 @@ class Chaos:
             "writes_accepted_while_reads_down": sum(
                 1 for ack in record.acks if within(ack.at, read_down)
             ),
-            "retried_calls": record.attempts_failed,
-            "refused": record.refused,
-            "failure_codes": record.failure_codes,
             "reads": len(self.reads),
-            "faults": self.faults,
             "seconds": rounded(time.monotonic() - started),
+            "violations": violations,
         }
+        return figures, _history(load, started)
 
-    def _ledger(self, poll_id: str) -> dict[str, str]:
-        """voter key -> option of every vote of the poll in DynamoDB."""
-        client = dynamodb.sync_client(self.settings.dynamodb)
-        kwargs: dict[str, Any] = {
-            "TableName": self.settings.dynamodb.votes_table,
-            "FilterExpression": "poll_id = :p",
-            "ExpressionAttributeValues": {":p": {"S": poll_id}},
-            "ConsistentRead": True,
+    def _revive(self) -> list[str]:
+        """Processes that died by themselves during the run (nobody restarts them here as
+        Kubernetes would): a violation; restarted so the rest can still be checked."""
+        died = []
+        for name, child in list(self.stack.children.items()):
+            if not child.alive():
+                died.append(f"{name} (exit {child.returncode})")
+                self.stack.restart(name)
+        return died
+
+    def _listen(self, name: str) -> str:
+        env = self.stack.children[name].spec.env
+        return env["VOTING_COMMAND_LISTEN"]
+
+    # -- load, reads and the running count (one event loop, on its own thread) ------------
+
+    def _drive(self, load: VoteLoad, polls: list[str]) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            counter = asyncio.create_task(self._count(polls))
+            reader = asyncio.create_task(self._read(polls[-1]))
+            try:
+                await load.run(self._stop.is_set)
+            finally:
+                counter.cancel()
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await counter
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+        asyncio.run(main())
+
+    async def _count(self, polls: list[str]) -> None:
+        client = aioredis.from_url(self.settings.redis.url, socket_timeout=1.0)
+        try:
+            while True:
+                try:
+                    keys = Keys(text(await client.get(ACTIVE_KEY)) or DEFAULT_NAMESPACE)
+                    async with client.pipeline(transaction=False) as pipe:
+                        for poll_id in polls:
+                            pipe.hvals(keys.counts(poll_id))
+                        values = await pipe.execute()
+                    self.counted = sum(int(v) for vs in values for v in vs)
+                except Exception:  # Redis may be down: the count waits for it
+                    pass
+                await asyncio.sleep(0.2)
+        finally:
+            await client.aclose()
+
+    async def _read(self, poll_id: str) -> None:
+        target = self.settings.query.listen
+        async with grpc.aio.insecure_channel(target, options=CLIENT_OPTIONS) as channel:
+            stub: Any = query_service_pb2_grpc.QueryServiceStub(channel)
+            while True:
+                try:
+                    await stub.GetResults(q.GetResultsRequest(poll_id=poll_id), timeout=1.0)
+                    self.reads.append((time.monotonic(), True))
+                except grpc.aio.AioRpcError:
+                    self.reads.append((time.monotonic(), False))
+                await asyncio.sleep(0.1)
+
+    def _calibrate(self, load: VoteLoad) -> float:
+        """Accepted votes counted per second, flat out with a bounded backlog."""
+        load.gate = lambda: load.record.accepted_expected - self.counted <= 2000
+        seconds = self.profile.calibrate_s
+        warm = time.monotonic() + 30
+        while self.counted < 500 and time.monotonic() < warm:  # every partition working
+            time.sleep(0.2)
+        first = (time.monotonic(), self.counted)
+        while time.monotonic() - first[0] < seconds:
+            self.progress.show("measuring capacity", f"{self.counted} counted")
+            time.sleep(0.5)
+        last = (time.monotonic(), self.counted)
+        return max(0.0, (last[1] - first[1]) / (last[0] - first[0]))
+
+    # -- polls ----------------------------------------------------------------------------
+
+    def _close_mid_run(self, poll_id: str, load: VoteLoad, at: float) -> None:
+        """Closes a poll while votes for it are in flight; clients keep voting in it for a
+        few seconds more (refused from then on), then stop."""
+        time.sleep(max(0.0, at - time.monotonic()))
+        self._close(poll_id)
+        time.sleep(3.0)
+        load.spec.polls = [p for p in load.spec.polls if p != poll_id]
+
+    def _close(self, poll_id: str) -> None:
+        deadline = time.monotonic() + 300
+        with grpc.insecure_channel(self.settings.command.listen, options=CLIENT_OPTIONS) as cc:
+            commands: Any = command_service_pb2_grpc.CommandServiceStub(cc)
+            while True:
+                try:
+                    commands.ClosePoll(
+                        cmd.ClosePollRequest(request_id=f"close-{poll_id}", poll_id=poll_id),
+                        timeout=10,
+                    )
+                    return
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+
+    def _close_and_await_final(self, polls: list[str]) -> dict[str, Any]:
+        for poll_id in polls:
+            self._close(poll_id)
+        finals: dict[str, Any] = dict.fromkeys(polls)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            for poll_id in polls:
+                if finals[poll_id] is None or not finals[poll_id].final:
+                    finals[poll_id] = _results(self.settings.query.listen, poll_id)
+            if all(f is not None and f.final for f in finals.values()):
+                break
+            time.sleep(0.5)
+        return finals
+
+    # -- what the stores hold -------------------------------------------------------------
+
+    def _observe(self, load: VoteLoad, polls: list[str], finals: dict[str, Any]) -> Observed:
+        self.progress.show("checking", "reading the log, DynamoDB and every vote's status")
+        topics = self.settings.topics
+        kafka = KafkaClients(self.settings.kafka, topics)
+        votes_log = read_log(kafka, topics.votes, topics.partitions, timeout_s=300)
+        decisions_log = read_log(kafka, topics.vote_results, topics.partitions, timeout_s=300)
+        ledger = [item for item in _ledger(self.settings) if item["poll_id"]["S"] in polls]
+        acked = {
+            a.vote_id: request.poll_id
+            for request in load.record.requests.values()
+            for a in request.attempts
+            if a.code == "OK"
         }
-        found: dict[str, str] = {}
-        while True:
-            page = client.scan(**kwargs)
-            for item in page.get("Items", []):
-                found[item["voter_key"]["S"]] = item["option_id"]["S"]
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        statuses = asyncio.run(_statuses(self.settings.query.listen, acked))
+        return Observed(
+            requests=load.record.requests,
+            voter_keys=VoterKeys.from_settings(self.settings.security),
+            votes_log=votes_log,
+            decisions_log=decisions_log,
+            ledger=ledger,
+            finals=finals,
+            options=OPTIONS,
+            statuses=statuses,
+        )
+
+    def _inject_miscount(self, polls: list[str]) -> None:
+        """Changes one counted vote's option in DynamoDB: the checker must catch it."""
+        client = dynamodb.sync_client(self.settings.dynamodb)
+        for item in _ledger(self.settings):
+            if item["poll_id"]["S"] in polls:
+                other = next(o for o in OPTIONS if o != item["option_id"]["S"])
+                item["option_id"] = {"S": other}
+                client.put_item(TableName=self.settings.dynamodb.votes_table, Item=item)
+                return
+
+
+def _results(target: str, poll_id: str) -> Any:
+    with grpc.insecure_channel(target) as channel:
+        queries: Any = query_service_pb2_grpc.QueryServiceStub(channel)
+        try:
+            return queries.GetResults(q.GetResultsRequest(poll_id=poll_id), timeout=10).results
+        except grpc.RpcError:
+            return None
+
+
+def _ledger(settings: Any) -> list[dict[str, Any]]:
+    client = dynamodb.sync_client(settings.dynamodb)
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(
+        TableName=settings.dynamodb.votes_table, ConsistentRead=True
+    ):
+        items.extend(page["Items"])
+    return items
+
+
+async def _statuses(target: str, votes: dict[str, str]) -> dict[str, tuple[int, int, str] | None]:
+    found: dict[str, tuple[int, int, str] | None] = {}
+    slots = asyncio.Semaphore(64)
+    async with grpc.aio.insecure_channel(target, options=CLIENT_OPTIONS) as channel:
+        stub: Any = query_service_pb2_grpc.QueryServiceStub(channel)
+
+        async def one(vote_id: str, poll_id: str) -> None:
+            async with slots:
+                for _ in range(5):
+                    try:
+                        reply = await stub.GetVoteStatus(
+                            q.GetVoteStatusRequest(poll_id=poll_id, vote_id=vote_id), timeout=10
+                        )
+                        found[vote_id] = (reply.state, reply.reason, reply.option_id)
+                        return
+                    except grpc.aio.AioRpcError:
+                        await asyncio.sleep(0.5)
+                found[vote_id] = None
+
+        await asyncio.gather(*(one(v, p) for v, p in votes.items()))
+    return found
+
+
+def _history(load: VoteLoad, started: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "request_id": r.request_id,
+            "poll_id": r.poll_id,
+            "voter_id": r.voter_id,
+            "option_id": r.option_id,
+            "outcome": r.outcome,
+            "attempts": [
+                [
+                    round(a.started - started, 4),
+                    round(a.ended - started, 4),
+                    a.target,
+                    a.code,
+                    a.vote_id,
+                    a.partition,
+                    a.offset,
+                ]
+                for a in r.attempts
+            ],
+        }
+        for r in load.record.requests.values()
+    ]

@@ -19,10 +19,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @contextlib.contextmanager
-def private_stack(*, partitions: int = 4, services: tuple[str, ...] = ()) -> Iterator[Stack]:
+def private_stack(
+    *, partitions: int = 4, services: tuple[str, ...] = (), ephemeral: bool = True
+) -> Iterator[Stack]:
+    """A stack of its own on free ports. ``ephemeral=False`` keeps the stores' data as
+    ``voting up`` does (Redis with AOF, DynamoDB Local on disk), so kills lose what they
+    would in production and no more."""
     with tempfile.TemporaryDirectory(prefix="voting-bench-") as tmp:
         stack = Stack(
-            StackOptions.on_free_ports(data_dir=Path(tmp), ephemeral=True, partitions=partitions)
+            StackOptions.on_free_ports(
+                data_dir=Path(tmp), ephemeral=ephemeral, partitions=partitions
+            )
         )
         stack.start(infra_only=True)
         try:
