@@ -245,6 +245,15 @@ class WorkerSettings:
         "than this many records since the last one, and more than twice what is live: a "
         "restore then reads about what is live, never the whole history.",
     )
+    ledger_barrier: bool = setting(
+        "VOTING_LEDGER_BARRIER",
+        False,
+        "After a batch's ledger transactions, write one PutItem and await it before the "
+        "batch commits. Only for DynamoDB Local, which acknowledges a TransactWriteItems "
+        "before it is on disk (a kill -9 within about a second loses it; its PutItems are "
+        "durable when acknowledged and come after what it acknowledged before). AWS needs "
+        "no barrier.",
+    )
     ledger_writes: Literal["transact", "put"] = setting(
         "VOTING_LEDGER_WRITES",
         "transact",

@@ -25,20 +25,22 @@ async def run(settings: Settings) -> None:
         listen=settings.worker.health_listen, settings=settings.server, tls=settings.tls
     )
     async with dynamodb.client(settings.dynamodb) as ddb:
+        instance_id = f"{socket.gethostname()}-{os.getpid()}"
         ledger = VoteLedger(
             ddb,
             settings.dynamodb.votes_table,
             concurrency=settings.worker.dynamodb_concurrency,
             mode=settings.worker.ledger_writes,
+            barrier=(settings.dynamodb.checkpoints_table, f"ledger-barrier/{instance_id}")
+            if settings.worker.ledger_barrier
+            else None,
         )
         checkpoints = CheckpointStore(
             ddb,
             settings.dynamodb.checkpoints_table,
             prefix=f"{settings.worker.group_id}/{changelog}/{incarnation}",
         )
-        worker = DedupWorker(
-            settings, ledger, checkpoints, instance_id=f"{socket.gethostname()}-{os.getpid()}"
-        )
+        worker = DedupWorker(settings, ledger, checkpoints, instance_id=instance_id)
         lag = LagProbe(
             kafka,
             group=settings.worker.group_id,

@@ -70,12 +70,21 @@ class LedgerEntry:
 
 class VoteLedger:
     def __init__(
-        self, ddb: Any, table: str, *, concurrency: int, mode: WriteMode = "transact"
+        self,
+        ddb: Any,
+        table: str,
+        *,
+        concurrency: int,
+        mode: WriteMode = "transact",
+        barrier: tuple[str, str] | None = None,
     ) -> None:
+        """``barrier``: (table, key) of an item written after each batch of transactions
+        (see VOTING_LEDGER_BARRIER)."""
         self._ddb = ddb
         self._table = table
         self._mode = mode
         self._slots = asyncio.Semaphore(concurrency)
+        self._barrier = barrier
 
     async def record(self, entries: Sequence[LedgerEntry], decided_at_ms: int) -> dict[int, str]:
         """Writes every entry; returns {index: stored vote id} for voters who already had
@@ -90,9 +99,24 @@ class VoteLedger:
                 *(self._transact(entries, c, decided_at_ms) for c in chunks)
             ):
                 conflicts.update(found)
+            if self._barrier is not None:
+                await self._confirm(decided_at_ms)
             return conflicts
         except BotoCoreError as exc:
             raise LedgerUnavailable(str(exc)) from exc
+
+    async def _confirm(self, decided_at_ms: int) -> None:
+        """A PutItem after the transactions: once it is acknowledged, DynamoDB Local has
+        written them to disk too (it applies writes in order)."""
+        assert self._barrier is not None
+        table, key = self._barrier
+        try:
+            await self._ddb.put_item(
+                TableName=table,
+                Item={"name": {"S": key}, "at": {"N": str(decided_at_ms)}},
+            )
+        except ClientError as exc:
+            raise LedgerUnavailable(f"ledger barrier failed: {exc}") from exc
 
     async def _transact(
         self, entries: Sequence[LedgerEntry], chunk: range, decided_at_ms: int

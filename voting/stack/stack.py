@@ -151,9 +151,17 @@ class Stack:
             **({"OTEL_EXPORTER_OTLP_ENDPOINT": o.otlp_endpoint} if o.otlp_endpoint else {}),
             # grpcurl and friends send no deadline unless asked; production requires one.
             "VOTING_REQUIRE_DEADLINE": "false",
+            **self._ledger_env(),
             **self._security_env(),
             **o.env,
         }
+
+    def _ledger_env(self) -> dict[str, str]:
+        """DynamoDB Local on disk acknowledges a TransactWriteItems before it is durable:
+        a kill -9 within about a second of the reply loses it (measured), so a stack that
+        keeps its data makes the worker confirm each batch's ledger writes (see
+        VOTING_LEDGER_BARRIER)."""
+        return {} if self.options.ephemeral else {"VOTING_LEDGER_BARRIER": "true"}
 
     def _security_env(self) -> dict[str, str]:
         """Development keys and certificates, made once under the data directory."""
