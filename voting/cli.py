@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     recount_bench.add_argument("--votes", type=int, default=1_000_000)
     recount_bench.add_argument("--json", type=Path, help="where to write the figures")
     recount_bench.set_defaults(handler=_bench("bench.recount"))
+    restore_bench = benches.add_parser(
+        "restore", help="restore time of a dedup partition whose changelog holds N records"
+    )
+    restore_bench.add_argument("--records", type=int, default=10_000_000)
+    restore_bench.add_argument("--live", type=int, default=100_000, help="voters of open polls")
+    restore_bench.add_argument("--json", type=Path, help="where to write the figures")
+    restore_bench.set_defaults(handler=_bench("bench.restore"))
 
     chaos = sub.add_parser(
         "chaos",
