@@ -44,11 +44,19 @@ def machine() -> dict[str, Any]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
+    # Uncommitted changes to the code (not to results): the figures are not that commit's.
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "commit": commit or "unknown",
+        "uncommitted_changes": bool(changed),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

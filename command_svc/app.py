@@ -29,7 +29,7 @@ SERVICE_DESCRIPTOR = command_service_pb2.DESCRIPTOR.services_by_name["CommandSer
 
 async def serve(settings: Settings) -> None:
     kafka = KafkaClients(settings.kafka, settings.topics)
-    await asyncio.to_thread(kafka.verify_topics)
+    await asyncio.to_thread(lambda: kafka.verify_topics(timeout_s=10, unreachable_ok=True))
     producer = AsyncProducer(
         lambda: kafka.producer(
             client_id="command-svc",

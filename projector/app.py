@@ -42,7 +42,7 @@ async def active_namespace(client: aioredis.Redis) -> str:
 
 async def run(settings: Settings) -> None:
     kafka = KafkaClients(settings.kafka, settings.topics)
-    kafka.verify_topics()
+    kafka.verify_topics(timeout_s=10, unreachable_ok=True)
     log_id = kafka.log_incarnation([settings.topics.vote_results, settings.topics.polls])
     client = redis_clients.client(settings.redis)
     keys = Keys(await active_namespace(client))

@@ -162,17 +162,29 @@ class KafkaClients:
                         raise InfrastructureError(f"cannot create topic {name}: {exc}") from exc
         self.verify_topics(timeout_s=timeout_s, admin=admin)
 
-    def verify_topics(self, *, timeout_s: float = 30.0, admin: AdminClient | None = None) -> None:
+    def verify_topics(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        admin: AdminClient | None = None,
+        unreachable_ok: bool = False,
+    ) -> bool:
         """Fails unless every topic exists with the partition count the settings say.
 
         Every service checks this at start: close markers go to each partition of
         ``votes`` the settings name, so a process with the wrong count would leave polls
-        that never drain.
+        that never drain. With ``unreachable_ok``, a broker that does not answer (yet) is
+        not a reason to refuse to start: it returns False, having checked nothing.
         """
         admin = admin or self.admin()
         try:
             existing = admin.list_topics(timeout=timeout_s).topics
         except KafkaException as exc:
+            if unreachable_ok:
+                log.warning(
+                    "the broker does not answer: topics not checked", extra={"error": str(exc)}
+                )
+                return False
             raise InfrastructureError(f"cannot list topics: {exc}") from exc
         for spec in self.topic_specs():
             if spec.name not in existing:
@@ -183,6 +195,7 @@ class KafkaClients:
                     f"topic {spec.name} has {actual} partitions, settings say {spec.partitions}; "
                     "set VOTING_PARTITIONS to match (partition counts never change)"
                 )
+        return True
 
 
 @dataclass(frozen=True)

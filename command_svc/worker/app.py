@@ -18,7 +18,7 @@ from voting.server import GrpcServer
 
 async def run(settings: Settings) -> None:
     kafka = KafkaClients(settings.kafka, settings.topics)
-    await asyncio.to_thread(kafka.verify_topics)
+    await asyncio.to_thread(lambda: kafka.verify_topics(timeout_s=10, unreachable_ok=True))
     changelog = settings.topics.dedup_changelog
     incarnation = await asyncio.to_thread(kafka.log_incarnation, [changelog])
     health = GrpcServer(

@@ -12,6 +12,7 @@ import pytest
 from bench.checker import Observed, check
 from bench.load import Attempt, RequestHistory
 from voting import events
+from voting.events import header_items
 from voting.identity import DEVELOPMENT_SECRET, VoterKeys, vote_id_for
 from voting.kafka import LogRecord
 from voting.v1 import events_pb2, results_pb2, vote_pb2
@@ -69,17 +70,21 @@ class World:
         value, headers = events.encode(
             events_pb2.VoteCast(vote_id=vote_id, poll_id=POLL, voter_key=key, option_id=option)
         )
-        self.votes.append(LogRecord("votes", 0, len(self.votes), None, value, headers))
+        self.votes.append(
+            LogRecord("votes", 0, len(self.votes), None, value, header_items(headers))
+        )
 
     def decide(self, decision: events_pb2.VoteAccepted | events_pb2.VoteRejected) -> None:
         value, headers = events.encode(decision)
         self.decisions.append(
-            LogRecord("vote-results", 0, len(self.decisions), None, value, headers)
+            LogRecord("vote-results", 0, len(self.decisions), None, value, header_items(headers))
         )
 
     def close(self) -> None:
         value, headers = events.encode(events_pb2.PollClosed(poll_id=POLL, partition=0))
-        self.votes.append(LogRecord("votes", 0, len(self.votes), None, value, headers))
+        self.votes.append(
+            LogRecord("votes", 0, len(self.votes), None, value, header_items(headers))
+        )
 
     def finalize(self) -> None:
         counts = dict.fromkeys(OPTIONS, 0)
@@ -117,7 +122,8 @@ def test_a_run_that_kept_every_promise_has_no_violation() -> None:
     verdict = check(world().observed())
     assert verdict.ok, verdict.violations
     assert verdict.figures["lost"] == 0
-    assert verdict.figures["live_matches_final"] and verdict.figures["status_matches_final"]
+    assert verdict.figures["live_matches_final"]
+    assert verdict.figures["status_matches_final"]
     assert verdict.figures["truth_counts"] == {POLL: {"a": 1, "b": 1}}
 
 

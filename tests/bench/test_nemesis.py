@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +39,7 @@ def test_quick_kills_and_pauses_every_target_and_never_two_faults_at_once_on_one
     assert {"dynamodb", "redis"} <= {f.target for f in schedule.faults if f.kind == "kill"}
     for target in TARGETS:
         faults = sorted((f for f in schedule.faults if f.target == target), key=lambda f: f.at_s)
-        for before, after in zip(faults, faults[1:], strict=False):
+        for before, after in itertools.pairwise(faults):
             assert after.at_s >= before.at_s + before.duration_s
     for fault in schedule.faults:
         if fault.kind == "pause" and fault.target in GROUP_MEMBERS:

@@ -24,7 +24,7 @@ def _code_and_reason(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
     assert rich is not None, "no google.rpc status details"
     found = status.unpack(rich, error_details_pb2.PreconditionFailure)
     reasons = [v.type for detail in found for v in detail.violations]
-    return error.code(), ",".join(reasons)  # type: ignore[attr-defined]
+    return error.code(), ",".join(reasons)
 
 
 @pytest.mark.local_infra

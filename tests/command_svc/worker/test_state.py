@@ -439,7 +439,7 @@ def test_a_state_restored_from_a_checkpoint_decides_like_the_original(
     _, tail = decide_in_batches(original, later, [], ledger)
     committed = len(history) + len(later)
     # The tail's offsets continue after the history's.
-    shifted = [
+    shifted: list[ChangelogRecord] = [
         (k, _OFFSET.pack(_OFFSET.unpack_from(v)[0] + len(history)) + v[_OFFSET.size :])
         if v is not None
         else (k, v)
