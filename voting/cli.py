@@ -209,31 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PIPELINE_OPTIONS = {
-    "profile",
-    "polls",
-    "options",
-    "voters",
-    "repeat_ratio",
-    "rate",
-    "batch",
-    "watchers",
-}
-
-
 def _bench(module_name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        import inspect  # noqa: PLC0415
         import json  # noqa: PLC0415
 
         module = __import__(module_name, fromlist=["run"])
         logs.configure("bench", level="WARNING")
         options = {k: v for k, v in vars(args).items() if k not in {"handler"}}
         options["json_path"] = options.pop("json")
-        if module_name == "bench.chaos":
-            options = {k: options[k] for k in ("profile", "seed", "inject", "json_path")}
-        elif module_name != "bench.pipeline":  # the pipeline's options are the bench's own
-            options = {k: v for k, v in options.items() if k not in PIPELINE_OPTIONS}
-        figures = module.run(**options)
+        # Each benchmark takes the options its run() names (the bench parser's own ones
+        # belong to the pipeline).
+        accepted = inspect.signature(module.run).parameters
+        figures = module.run(**{k: v for k, v in options.items() if k in accepted})
         figures.pop("timeline", None)  # in the JSON file; too long for a terminal
         print(json.dumps(figures, indent=2, sort_keys=True))
         return 0 if figures.get("ok", True) else 1
