@@ -22,7 +22,6 @@ COPY command_svc ./command_svc
 COPY query_svc ./query_svc
 COPY projector ./projector
 COPY gateway ./gateway
-COPY bench ./bench
 # The runtime dependencies only (not the dev or local extras); pip compiles the
 # bytecode here, since the running container's filesystem is read-only.
 RUN /opt/voting/bin/pip install . \

@@ -48,7 +48,7 @@ $(EXAMPLE_NPM_STAMP): examples/node/package.json examples/node/package-lock.json
 
 # The main job: the whole system on the local stack.
 run: setup
-	$(BIN)/voting demo
+	$(BIN)/python -m devkit demo
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -56,14 +56,14 @@ test: setup
 # The standard profiles (figures as JSON and a PNG in bench/results/); `make test` runs
 # the short chaos profile and asserts correctness only.
 bench: setup
-	$(BIN)/voting bench --profile standard
+	$(BIN)/python -m devkit bench --profile standard
 
 chaos: setup
-	$(BIN)/voting chaos --profile standard
+	$(BIN)/python -m devkit chaos --profile standard
 
 # The plain manifests in k8s/manifests, rendered from the chart (a test keeps them in sync).
 k8s-manifests: setup
-	$(BIN)/python -m tests.k8s.render --write
+	$(BIN)/python -m devkit k8s-manifests --write
 
 lint: setup proto-check
 	$(BIN)/ruff check .
@@ -79,11 +79,11 @@ fmt: setup
 
 # Generated Python code (messages, .pyi, gRPC stubs) lives in voting/v1 and is never edited.
 proto: $(STAMP)
-	$(BIN)/python -m voting.protogen --out .
+	$(BIN)/python -m devkit proto --out .
 
 # Fails when the committed generated code differs from what `make proto` would write.
 proto-check: $(STAMP)
-	$(BIN)/python -m voting.protogen --check
+	$(BIN)/python -m devkit proto --check
 
 # Run on a release: the contract `buf breaking` compares against.
 proto-baseline: $(STAMP)

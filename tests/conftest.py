@@ -1,7 +1,7 @@
 """Session fixtures: one real infrastructure (a fresh broker) per test session.
 
 By default the infrastructure is the local stand-ins as child processes (what
-``voting up`` runs). ``VOTING_TEST_INFRA=containers`` uses Kafka, DynamoDB Local and
+``devkit up`` runs). ``VOTING_TEST_INFRA=containers`` uses Kafka, DynamoDB Local and
 Redis container images instead, where a Docker engine answers.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.stack.stack import Stack
 from tests.containers import container_infra, docker_answers
 from tests.harness import Deployment, infra_options
-from voting.stack.stack import Stack
 
 CONTAINERS = os.environ.get("VOTING_TEST_INFRA", "local") == "containers"
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from voting.stack.stack import Stack, StackOptions
+from devkit.stack.stack import Stack, StackOptions
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 DYNAMODB_IMAGE = "amazon/dynamodb-local:2.5.2"

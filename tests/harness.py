@@ -2,7 +2,7 @@
 
 Nothing here mocks Kafka, DynamoDB or Redis. A :class:`Deployment` is the whole system
 with its own topics, tables, consumer groups, Redis database and ports, started as real
-processes through the same :class:`voting.stack.stack.Stack` that ``voting up`` uses, so
+processes through the same :class:`devkit.stack.stack.Stack` that ``devkit up`` uses, so
 tests can kill and restart any part of it.
 """
 
@@ -24,15 +24,15 @@ from typing import Any, Literal
 import grpc
 import redis
 
+from devkit.keys import DEV_KEY_ID, development_keys
+from devkit.stack.components import free_port
+from devkit.stack.stack import Stack, StackOptions
+from devkit.tokens import TokenIssuer, load_private_key
 from voting import dynamodb, events
 from voting.config import Settings
 from voting.identity import VoterKeys
 from voting.kafka import KafkaClients, read_log
-from voting.keys import DEV_KEY_ID, development_keys
-from voting.stack.components import free_port
-from voting.stack.stack import Stack, StackOptions
 from voting.tls import sync_channel
-from voting.tokens import TokenIssuer, load_private_key
 from voting.v1 import (
     command_service_pb2 as cmd,
 )

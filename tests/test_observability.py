@@ -16,8 +16,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from devkit.stack.stack import Stack
 from tests.harness import Deployment, VoteLoad, wait_until
-from voting.stack.stack import Stack
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import query_service_pb2 as q
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.stack.stack import Stack
 from tests.containers import container_infra, docker_answers
 from tests.harness import Deployment, VoteLoad, first_votes, wait_until
-from voting.stack.stack import Stack
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import query_service_pb2 as q
 

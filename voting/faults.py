@@ -1,4 +1,4 @@
-"""Fault injection for tests and ``voting chaos``: off unless VOTING_FAULTS names a point.
+"""Fault injection for tests and ``devkit chaos``: off unless VOTING_FAULTS names a point.
 
 A point is a place in the code where a fault is most revealing (e.g. after a
 transaction's records were produced but before it commits). Each armed point does one

@@ -14,8 +14,6 @@ Claims: ``sub`` (the voter id), ``scope`` (space separated: ``vote:<poll>``, ``v
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,32 +115,6 @@ class TokenVerifier:
         return Claims(claims["sub"], frozenset(scope.split()), int(claims["exp"]))
 
 
-class TokenIssuer:
-    """Mints tokens with one private key (development tokens, tests, tools)."""
-
-    def __init__(self, key: PrivateKey, *, kid: str, issuer: str, audience: str) -> None:
-        self._key = key
-        self._kid = kid
-        self._algorithm = algorithm_for(key)
-        self._issuer = issuer
-        self._audience = audience
-
-    def issue(
-        self, subject: str, scopes: list[str], *, ttl_s: float = 3600, now: float | None = None
-    ) -> str:
-        issued = int(now if now is not None else time.time())
-        claims: dict[str, Any] = {
-            "sub": subject,
-            "scope": " ".join(scopes),
-            "iat": issued,
-            "exp": issued + int(ttl_s),
-            "iss": self._issuer,
-            "aud": self._audience,
-            "jti": str(uuid.uuid4()),
-        }
-        return jwt.encode(claims, self._key, algorithm=self._algorithm, headers={"kid": self._kid})
-
-
 def load_public_keys(settings: AuthSettings) -> dict[str, PublicKey]:
     """Keys from VOTING_JWT_PUBLIC_KEYS (JSON {kid: PEM}) and VOTING_JWT_KEYS_DIR
     (files ``<kid>.pub.pem``, e.g. a mounted Kubernetes secret)."""
@@ -163,28 +135,6 @@ def load_public_keys(settings: AuthSettings) -> dict[str, PublicKey]:
             raise ConfigError(f"token key {kid!r} is not Ed25519 or P-256")
         keys[kid] = key
     return keys
-
-
-def generate_keypair() -> tuple[bytes, bytes]:
-    """A new Ed25519 key pair as (private PEM, public PEM)."""
-    private = ed25519.Ed25519PrivateKey.generate()
-    return (
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
-    )
-
-
-def load_private_key(pem: bytes) -> PrivateKey:
-    key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
-        raise ConfigError("the signing key is not Ed25519 or P-256")
-    return key
 
 
 def bearer(metadata: Any) -> str | None:

@@ -14,10 +14,10 @@ from google.rpc import error_details_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devkit.stack.stack import Stack
+from devkit.tokens import TokenIssuer, generate_keypair, load_private_key
 from tests.harness import Deployment, wait_until
 from voting import status
-from voting.stack.stack import Stack
-from voting.tokens import TokenIssuer, generate_keypair, load_private_key
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import command_service_pb2_grpc, vote_pb2
 from voting.v1 import query_service_pb2 as q

@@ -16,11 +16,11 @@ import pytest
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 
+from devkit.stack.components import free_port
+from devkit.stack.stack import Stack
+from devkit.tokens import generate_keypair
 from tests.harness import Deployment
 from voting import status
-from voting.stack.components import free_port
-from voting.stack.stack import Stack
-from voting.tokens import generate_keypair
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import command_service_pb2_grpc, poll_pb2
 

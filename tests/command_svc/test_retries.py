@@ -11,9 +11,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
+from devkit.stack.stack import Stack
 from tests.harness import Deployment, cast, paused
 from voting import status
-from voting.stack.stack import Stack
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import command_service_pb2_grpc
 

@@ -8,10 +8,10 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
+from devkit.stack.errors import StackError
+from devkit.stack.stack import Stack
 from tests.harness import Deployment, cast, paused
 from voting import status
-from voting.stack.errors import StackError
-from voting.stack.stack import Stack
 from voting.v1 import command_service_pb2 as cmd
 
 

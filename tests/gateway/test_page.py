@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from devkit.console.demo import OPTIONS
 from tests.gateway.sse import cast, close, gateway_url
 from tests.harness import Deployment, wait_until
-from voting.console.demo import OPTIONS
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import poll_pb2
 

@@ -17,9 +17,9 @@ import command_svc.app
 import projector.app
 import query_svc.app
 from command_svc.worker.partition import PartitionProcessor
+from devkit.k8s import CHART, ROOT, Manifest, documents, notes, render, values_file
 from gateway.api import Gateway
 from tests.k8s import kube
-from tests.k8s.render import CHART, ROOT, Manifest, documents, notes, render, values_file
 from voting.cli import build_parser
 from voting.config import (
     CommandSettings,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from devkit.k8s import documents, manifest_files, on_disk
 from tests.k8s import kube
-from tests.k8s.render import documents, manifest_files, on_disk
 
 
 def test_manifests_are_a_fresh_render_of_the_chart() -> None:
@@ -16,7 +16,7 @@ def test_manifests_are_a_fresh_render_of_the_chart() -> None:
     }
     assert stale == set(), (
         f"k8s/manifests/ differs from the chart in {sorted(stale)}: "
-        "run `.venv/bin/python -m tests.k8s.render --write`"
+        "run `.venv/bin/python -m devkit.k8s --write`"
     )
 
 

@@ -9,8 +9,8 @@ from collections import Counter
 import grpc
 import pytest
 
+from devkit.stack.stack import Stack
 from tests.harness import Ack, Deployment, VoteLoad, first_votes, wait_until
-from voting.stack.stack import Stack
 from voting.v1 import query_service_pb2 as q
 
 pytestmark = pytest.mark.slow

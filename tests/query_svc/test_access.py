@@ -10,9 +10,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
+from devkit.stack.stack import Stack
 from tests.harness import Deployment, wait_until
 from voting import status
-from voting.stack.stack import Stack
 from voting.v1 import poll_pb2
 from voting.v1 import query_service_pb2 as q
 

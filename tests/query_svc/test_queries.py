@@ -8,8 +8,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from devkit.stack.stack import Stack
 from tests.harness import Deployment, wait_until
-from voting.stack.stack import Stack
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import query_service_pb2 as q
 from voting.v1 import vote_pb2

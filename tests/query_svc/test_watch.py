@@ -13,9 +13,9 @@ from typing import Any
 import grpc
 import pytest
 
+from devkit.stack import components
 from tests.harness import Deployment, wait_until
 from voting.readmodel import CHANGES_CHANNEL, change_message
-from voting.stack import components
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import query_service_pb2 as q
 from voting.v1 import query_service_pb2_grpc

@@ -7,9 +7,9 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from devkit.tokens import generate_keypair, load_private_key
 from voting.config import ReceiptSettings
 from voting.receipts import InvalidReceipt, ReceiptSigner, ReceiptVerifier, option_digest
-from voting.tokens import generate_keypair, load_private_key
 from voting.v1 import vote_pb2
 
 

@@ -11,10 +11,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devkit.pki import development_pki
+from devkit.stack.components import free_port
 from voting.config import ServerSettings, TlsSettings
 from voting.server import GrpcServer
-from voting.stack.components import free_port
-from voting.tls import development_pki
 
 Check = health_pb2.HealthCheckRequest
 SERVING = health_pb2.HealthCheckResponse.SERVING

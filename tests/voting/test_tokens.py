@@ -15,18 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devkit.tokens import TokenIssuer, generate_keypair, load_private_key
 from voting.config import AuthSettings, SecuritySettings
 from voting.errors import ConfigError
-from voting.tokens import (
-    AdminGate,
-    InvalidToken,
-    NotPermitted,
-    TokenIssuer,
-    TokenVerifier,
-    bearer,
-    generate_keypair,
-    load_private_key,
-)
+from voting.tokens import AdminGate, InvalidToken, NotPermitted, TokenVerifier, bearer
 
 
 def keypair() -> tuple[ed25519.Ed25519PrivateKey, str]:

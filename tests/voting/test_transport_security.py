@@ -8,10 +8,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+from devkit.pki import development_pki
+from devkit.stack.stack import Stack
 from tests.harness import Deployment
 from voting.config import TlsSettings
-from voting.stack.stack import Stack
-from voting.tls import development_pki, sync_channel
+from voting.tls import sync_channel
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import command_service_pb2_grpc, poll_pb2
 

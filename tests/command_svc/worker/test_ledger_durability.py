@@ -1,5 +1,5 @@
 """DynamoDB Local on disk acknowledges a TransactWriteItems before it is durable: killed
-within about a second of the reply, it comes back without it. Found by `voting chaos`
+within about a second of the reply, it comes back without it. Found by `devkit chaos`
 (votes counted live and absent from DynamoDB after a kill of DynamoDB Local); the worker's
 ledger barrier (VOTING_LEDGER_BARRIER) makes each batch durable before it commits."""
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from command_svc.worker.ledger import LedgerEntry, VoteLedger
+from devkit.process import Child, spawn
+from devkit.stack import components
 from voting import dynamodb
 from voting.config import DynamoDBSettings
-from voting.process import Child, spawn
-from voting.stack import components
 
 pytestmark = [pytest.mark.slow, pytest.mark.local_infra]
 

@@ -1,0 +1,83 @@
+"""A private local stack for one benchmark run, and what the machine was."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from devkit.stack.stack import Stack, StackOptions
+
+# Results belong to the checkout, not to a package: bench/results at its root.
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+
+@contextlib.contextmanager
+def private_stack(
+    *, partitions: int = 4, services: tuple[str, ...] = (), ephemeral: bool = True
+) -> Iterator[Stack]:
+    """A stack of its own on free ports. ``ephemeral=False`` keeps the stores' data as
+    ``devkit up`` does (Redis with AOF, DynamoDB Local on disk), so kills lose what they
+    would in production and no more."""
+    with tempfile.TemporaryDirectory(prefix="voting-bench-") as tmp:
+        stack = Stack(
+            StackOptions.on_free_ports(
+                data_dir=Path(tmp), ephemeral=ephemeral, partitions=partitions
+            )
+        )
+        stack.start(infra_only=True)
+        try:
+            if services:
+                stack.start_services(services)
+            yield stack
+        finally:
+            stack.stop(grace_s=5)
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    # Uncommitted changes to the code (not to results): the figures are not that commit's.
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit or "unknown",
+        "uncommitted_changes": bool(changed),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_json(figures: dict[str, Any], path: Path | None) -> Path:
+    target = path or RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return target
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

@@ -1,0 +1,38 @@
+"""``python -m devkit``: the development tools, each registered by its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from devkit import k8s, keys, protogen
+from devkit.bench import cli as bench_cli
+from devkit.console import watch
+from devkit.stack import cli as stack_cli
+from voting.errors import VotingError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except VotingError as exc:
+        print(f"devkit: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devkit", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    for register in (
+        stack_cli.register,
+        watch.register,
+        keys.register,
+        bench_cli.register,
+        protogen.register,
+        k8s.register,
+    ):
+        register(sub)
+    return parser

@@ -1,0 +1,1 @@
+"""Terminal tools: ``devkit watch`` and the ``devkit demo`` that ``make run`` shows."""

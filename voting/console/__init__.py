@@ -1,1 +1,0 @@
-"""Terminal tools: ``voting watch`` and the ``voting demo`` that ``make run`` shows."""
