@@ -20,10 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from command_svc.errors import PermissionDenied, Unauthenticated
 from voting.config import AuthSettings, SecuritySettings
-from voting.errors import ConfigError
-from voting.tokens import InvalidToken, TokenVerifier, bearer
+from voting.errors import PermissionDenied, Unauthenticated
+from voting.tokens import InvalidToken, TokenVerifier, bearer, verifier_for
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -87,10 +86,6 @@ class JwtAuthorizer:
 
 
 class DevelopmentAuthorizer:
-    def __init__(self, settings: SecuritySettings) -> None:
-        if not settings.development:
-            raise ConfigError("VOTING_AUTH_MODE=development needs VOTING_ENVIRONMENT=development")
-
     def authenticate(self, metadata: Metadata) -> Principal:
         return Principal("development", admin=True)
 
@@ -102,6 +97,5 @@ class DevelopmentAuthorizer:
 
 
 def authorizer_for(auth: AuthSettings, security: SecuritySettings) -> Authorizer:
-    if auth.mode == "development":
-        return DevelopmentAuthorizer(security)
-    return JwtAuthorizer(TokenVerifier.from_settings(auth))
+    verifier = verifier_for(auth, security)
+    return DevelopmentAuthorizer() if verifier is None else JwtAuthorizer(verifier)

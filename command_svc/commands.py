@@ -21,12 +21,10 @@ from command_svc.appender import EventAppender
 from command_svc.authorization import Authorizer, Principal
 from command_svc.counted import CountedVotes
 from command_svc.errors import (
-    CommandError,
     InvalidCommand,
     OptionNotFound,
     Overloaded,
     PollAlreadyExists,
-    PollNotFound,
     PollNotOpen,
     RateLimited,
     RequestIdReused,
@@ -37,7 +35,7 @@ from command_svc.metrics import VOTES_REFUSED
 from command_svc.polls import PollStore
 from command_svc.ratelimit import TokenBuckets
 from voting.dynamodb import ledger_shard
-from voting.errors import DeliveryError
+from voting.errors import DeliveryError, PollNotFound, ServiceError
 from voting.events import new_event_id
 from voting.identity import VoterKeys, stable_id, vote_id_for
 from voting.polls import PRIVATE, PUBLIC, PollCache, PollModel, now_ms
@@ -49,7 +47,7 @@ log = logging.getLogger(__name__)
 
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
-VoteOutcome = cmd.CastVoteResponse | CommandError
+VoteOutcome = cmd.CastVoteResponse | ServiceError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,7 +207,7 @@ class CommandHandler:
                 if violations:
                     raise InvalidCommand(violations)
                 self._authorizer.authorize_vote(caller, request.voter_id, request.poll_id)
-            except CommandError as exc:
+            except ServiceError as exc:
                 outcomes[index] = exc
                 continue
             voter_key = self._keys.key(request.voter_id)
@@ -243,7 +241,7 @@ class CommandHandler:
             for vote, settled in zip(appending, await asyncio.shield(task), strict=True):
                 outcomes[vote.index] = (
                     settled
-                    if isinstance(settled, CommandError)
+                    if isinstance(settled, ServiceError)
                     else self._response(settled, receipts)
                 )
         for vote, future in waiting:
@@ -259,7 +257,7 @@ class CommandHandler:
             if outcomes[index] is None:
                 outcomes[index] = outcomes[first_index]
         for outcome in outcomes:
-            if isinstance(outcome, CommandError):
+            if isinstance(outcome, ServiceError):
                 VOTES_REFUSED.labels(_CODE_NAMES.get(outcome.status().code, "UNKNOWN")).inc()
         return outcomes  # type: ignore[return-value]
 
@@ -271,7 +269,7 @@ class CommandHandler:
             return False
         try:
             ack = self._ledger.done(vote.vote_id, request.option_id, request.request_id)
-        except CommandError as exc:
+        except ServiceError as exc:
             outcomes[vote.index] = exc
             return True
         if ack is None:
@@ -285,7 +283,7 @@ class CommandHandler:
         """The votes that pass the business rules. A vote for a closed poll that carries a
         request id may be a retry of one acknowledged before the close: it gets that
         answer if any process (or the votes table) has it."""
-        polls: dict[str, PollModel | CommandError] = {}
+        polls: dict[str, PollModel | ServiceError] = {}
         passed: list[_Vote] = []
         closed: list[tuple[_Vote, PollModel, PollNotOpen]] = []
         for vote in votes:
@@ -295,10 +293,10 @@ class CommandHandler:
                 try:
                     found = await self._cache.get(request.poll_id)
                     poll = found if found is not None else PollNotFound(request.poll_id)
-                except CommandError as exc:
+                except ServiceError as exc:
                     poll = exc
                 polls[request.poll_id] = poll
-            if isinstance(poll, CommandError):
+            if isinstance(poll, ServiceError):
                 outcomes[vote.index] = poll
                 continue
             state = poll.state_at(now)
@@ -336,7 +334,7 @@ class CommandHandler:
                         ledger_shard(vote.voter_key, poll.ledger_shards),
                         vote.voter_key,
                     )
-                except CommandError as exc:
+                except ServiceError as exc:
                     outcomes[vote.index] = exc
                     continue
                 if earlier is not None and earlier.vote_id != vote.vote_id:
@@ -377,7 +375,7 @@ class CommandHandler:
                 continue
             try:
                 claim = self._ledger.claim(vote.vote_id, request.option_id, request.request_id)
-            except CommandError as exc:
+            except ServiceError as exc:
                 outcomes[vote.index] = exc
                 continue
             if isinstance(claim, Ack):
@@ -460,7 +458,7 @@ class CommandHandler:
             self._receipts.sign(receipt)
         return reply
 
-    async def _append_votes(self, votes: list[_Vote], now: int) -> list[Ack | CommandError]:
+    async def _append_votes(self, votes: list[_Vote], now: int) -> list[Ack | ServiceError]:
         """Appends the votes and settles their claims (run as a task of its own)."""
         if self._inflight_votes + len(votes) > self._limits.max_inflight_votes:
             await self._release(votes)
@@ -488,7 +486,7 @@ class CommandHandler:
             raise
         finally:
             self._inflight_votes -= len(votes)
-        results: list[Ack | CommandError] = []
+        results: list[Ack | ServiceError] = []
         failed: list[_Vote] = []
         acks: list[Ack] = []
         for vote, delivery in zip(votes, deliveries, strict=True):

@@ -2,18 +2,16 @@
 
 ::
 
-    CommandError
-    ├── InvalidCommand       INVALID_ARGUMENT    BadRequest field violations
-    ├── PollNotFound         NOT_FOUND           ResourceInfo
-    ├── OptionNotFound       NOT_FOUND           ResourceInfo
-    ├── PollAlreadyExists    ALREADY_EXISTS      ResourceInfo
-    ├── PollNotOpen          FAILED_PRECONDITION PreconditionFailure
-    ├── RequestIdReused      FAILED_PRECONDITION PreconditionFailure
-    ├── Unauthenticated      UNAUTHENTICATED     ErrorInfo
-    ├── PermissionDenied     PERMISSION_DENIED   ErrorInfo
-    ├── Overloaded           RESOURCE_EXHAUSTED  RetryInfo
-    ├── RateLimited          RESOURCE_EXHAUSTED  QuotaFailure, RetryInfo
-    └── Unavailable          UNAVAILABLE         RetryInfo
+    ServiceError (voting.errors: also Unauthenticated, PermissionDenied, PollNotFound)
+    └── CommandError
+        ├── InvalidCommand       INVALID_ARGUMENT    BadRequest field violations
+        ├── OptionNotFound       NOT_FOUND           ResourceInfo
+        ├── PollAlreadyExists    ALREADY_EXISTS      ResourceInfo
+        ├── PollNotOpen          FAILED_PRECONDITION PreconditionFailure
+        ├── RequestIdReused      FAILED_PRECONDITION PreconditionFailure
+        ├── Overloaded           RESOURCE_EXHAUSTED  RetryInfo
+        ├── RateLimited          RESOURCE_EXHAUSTED  QuotaFailure, RetryInfo
+        └── Unavailable          UNAVAILABLE         RetryInfo
 """
 
 from __future__ import annotations
@@ -24,12 +22,11 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from voting import status
-from voting.errors import VotingError
+from voting.errors import ServiceError
 
 
-class CommandError(VotingError):
-    def status(self) -> status_pb2.Status:
-        raise NotImplementedError
+class CommandError(ServiceError):
+    """Root of the command side's own refusals."""
 
 
 class InvalidCommand(CommandError):
@@ -39,15 +36,6 @@ class InvalidCommand(CommandError):
 
     def status(self) -> status_pb2.Status:
         return status.bad_request(self.violations)
-
-
-class PollNotFound(CommandError):
-    def __init__(self, poll_id: str) -> None:
-        super().__init__(f"poll {poll_id!r} does not exist")
-        self.poll_id = poll_id
-
-    def status(self) -> status_pb2.Status:
-        return status.not_found("voting.v1.Poll", self.poll_id, str(self))
 
 
 class OptionNotFound(CommandError):
@@ -94,24 +82,6 @@ class RequestIdReused(CommandError):
         return status.failed_precondition(
             "REQUEST_ID_REUSED", f"request_id/{self.request_id}", str(self)
         )
-
-
-class Unauthenticated(CommandError):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def status(self) -> status_pb2.Status:
-        return status.error_info(grpc.StatusCode.UNAUTHENTICATED, self.reason, str(self))
-
-
-class PermissionDenied(CommandError):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def status(self) -> status_pb2.Status:
-        return status.error_info(grpc.StatusCode.PERMISSION_DENIED, self.reason, str(self))
 
 
 class Overloaded(CommandError):

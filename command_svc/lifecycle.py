@@ -11,9 +11,9 @@ import contextlib
 import logging
 
 from command_svc.commands import CommandHandler
-from command_svc.errors import CommandError
 from command_svc.polls import PollStore
 from voting import telemetry
+from voting.errors import ServiceError
 from voting.polls import CLOSED, OPEN, now_ms
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class PollLifecycle:
     async def run(self) -> None:
         with telemetry.background():
             while True:
-                with contextlib.suppress(CommandError):
+                with contextlib.suppress(ServiceError):
                     await self.sweep()
                 await asyncio.sleep(self._interval_s)
 
@@ -50,7 +50,7 @@ class PollLifecycle:
                     await self._handler.publish_created(poll)
                 if poll.status == CLOSED and not poll.closed_published:
                     await self._handler.publish_closed(poll)
-            except CommandError as exc:
+            except ServiceError as exc:
                 log.warning(
                     "poll lifecycle step failed", extra={"poll_id": poll.poll_id, "error": str(exc)}
                 )

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from command_svc.errors import PollNotFound, Unavailable
+from command_svc.errors import Unavailable
 from voting.dynamodb import error_code
-from voting.errors import InfrastructureError
+from voting.errors import InfrastructureError, PollNotFound
 from voting.polls import CLOSED, OPEN, PollModel, read_poll
 
 T = TypeVar("T")

@@ -8,8 +8,9 @@ import grpc
 
 from command_svc.authorization import Authorizer, Principal
 from command_svc.commands import CommandHandler
-from command_svc.errors import CommandError, InvalidCommand
+from command_svc.errors import InvalidCommand
 from voting import status
+from voting.errors import ServiceError
 from voting.v1 import command_service_pb2 as cmd
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -42,7 +43,7 @@ class CommandService:
     ) -> cmd.CreatePollResponse:
         try:
             return await self._handler.create_poll(request, self._caller(context))
-        except CommandError as exc:
+        except ServiceError as exc:
             await status.abort(context, exc.status())
 
     async def ClosePoll(
@@ -50,7 +51,7 @@ class CommandService:
     ) -> cmd.ClosePollResponse:
         try:
             return await self._handler.close_poll(request, self._caller(context))
-        except CommandError as exc:
+        except ServiceError as exc:
             await status.abort(context, exc.status())
 
     async def CastVote(
@@ -59,9 +60,9 @@ class CommandService:
         try:
             caller = self._caller(context)
             outcome = (await self._handler.cast_votes([request], caller, receipts=True))[0]
-        except CommandError as exc:
+        except ServiceError as exc:
             outcome = exc
-        if isinstance(outcome, CommandError):
+        if isinstance(outcome, ServiceError):
             await status.abort(context, outcome.status())
         return outcome
 
@@ -73,13 +74,13 @@ class CommandService:
             if not 1 <= count <= self._max_batch:
                 raise InvalidCommand([("requests", f"1 to {self._max_batch} votes")])
             caller = self._caller(context)
-        except CommandError as exc:
+        except ServiceError as exc:
             await status.abort(context, exc.status())
         outcomes = await self._handler.cast_votes(request.requests, caller)
         reply = cmd.CastVotesResponse()
         for outcome in outcomes:
             result = reply.results.add()
-            if isinstance(outcome, CommandError):
+            if isinstance(outcome, ServiceError):
                 result.status.CopyFrom(outcome.status())
             else:
                 result.status.CopyFrom(status.OK)

@@ -36,7 +36,7 @@ from projector.store import ReadModelWriter
 from voting import dynamodb
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
-from voting.readmodel import ACTIVE_KEY, CHANGES_CHANNEL, SWITCH_MESSAGE, Keys
+from voting.readmodel import ACTIVE_KEY, CHANGES_CHANNEL, DEFAULT_NAMESPACE, SWITCH_MESSAGE, Keys
 from voting.redis import text
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ async def rebuild(
     kafka = KafkaClients(settings.kafka, settings.topics)
     topics = settings.topics
     log_id = kafka.log_incarnation([topics.vote_results, topics.polls])
-    previous = text(await client.get(ACTIVE_KEY)) or "rm"
-    keys = Keys(f"rm-{time.strftime('%Y%m%d%H%M%S')}")
+    previous = text(await client.get(ACTIVE_KEY)) or DEFAULT_NAMESPACE
+    keys = Keys(f"{DEFAULT_NAMESPACE}-{time.strftime('%Y%m%d%H%M%S')}")
     writer = ReadModelWriter(
         client, keys, log_id=log_id, status_ttl_s=settings.projector.vote_status_ttl_s, notify=False
     )

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from query_svc.errors import PermissionDenied, ReadModelUnavailable, Unauthenticated
+from query_svc.errors import ReadModelUnavailable
 from voting.config import AuthSettings, SecuritySettings
-from voting.errors import ConfigError, InfrastructureError
+from voting.errors import InfrastructureError, PermissionDenied, Unauthenticated
 from voting.identity import VoterKeys
 from voting.polls import PollCache
-from voting.tokens import Claims, InvalidToken, TokenVerifier, bearer
+from voting.tokens import Claims, InvalidToken, TokenVerifier, bearer, verifier_for
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -40,15 +40,11 @@ class Access:
     def from_settings(
         cls, auth: AuthSettings, security: SecuritySettings, *, polls: PollCache
     ) -> Access:
-        if auth.mode == "development":
-            if not security.development:
-                raise ConfigError(
-                    "VOTING_AUTH_MODE=development needs VOTING_ENVIRONMENT=development"
-                )
-            verifier = None
-        else:
-            verifier = TokenVerifier.from_settings(auth)
-        return cls(verifier=verifier, polls=polls, voter_keys=VoterKeys.from_settings(security))
+        return cls(
+            verifier=verifier_for(auth, security),
+            polls=polls,
+            voter_keys=VoterKeys.from_settings(security),
+        )
 
     def caller(self, metadata: Metadata) -> Claims | None:
         """The caller's verified claims; None without a token. A bad token is refused even

@@ -2,14 +2,13 @@
 
 ::
 
-    QueryError
-    ├── InvalidQuery          INVALID_ARGUMENT    BadRequest
-    ├── PollNotFound          NOT_FOUND           ResourceInfo
-    ├── VoteNotFound          NOT_FOUND           ResourceInfo
-    ├── NotYetConsistent      DEADLINE_EXCEEDED   the token's position was not reached in time
-    ├── Unauthenticated       UNAUTHENTICATED     ErrorInfo
-    ├── PermissionDenied      PERMISSION_DENIED   ErrorInfo
-    └── ReadModelUnavailable  UNAVAILABLE         RetryInfo (also: the polls table)
+    ServiceError (voting.errors: also Unauthenticated, PermissionDenied, PollNotFound)
+    └── QueryError
+        ├── InvalidQuery          INVALID_ARGUMENT    BadRequest
+        ├── VoteNotFound          NOT_FOUND           ResourceInfo
+        ├── NotYetConsistent      DEADLINE_EXCEEDED   the token's position was not reached
+        ├── ReadModelUnavailable  UNAVAILABLE         RetryInfo (also: the polls table)
+        └── ShuttingDown          UNAVAILABLE         RetryInfo: reconnect elsewhere
 """
 
 from __future__ import annotations
@@ -20,12 +19,11 @@ import grpc
 from google.rpc import status_pb2
 
 from voting import status
-from voting.errors import VotingError
+from voting.errors import ServiceError
 
 
-class QueryError(VotingError):
-    def status(self) -> status_pb2.Status:
-        raise NotImplementedError
+class QueryError(ServiceError):
+    """Root of the query side's own refusals."""
 
 
 class InvalidQuery(QueryError):
@@ -35,15 +33,6 @@ class InvalidQuery(QueryError):
 
     def status(self) -> status_pb2.Status:
         return status.bad_request(self.violations)
-
-
-class PollNotFound(QueryError):
-    def __init__(self, poll_id: str) -> None:
-        super().__init__(f"poll {poll_id!r} is not known to the read model")
-        self.poll_id = poll_id
-
-    def status(self) -> status_pb2.Status:
-        return status.not_found("voting.v1.Poll", self.poll_id, str(self))
 
 
 class VoteNotFound(QueryError):
@@ -74,21 +63,3 @@ class ShuttingDown(QueryError):
             "the query service is shutting down: reconnect (with after_version) to another replica",
             after_s=0.0,
         )
-
-
-class Unauthenticated(QueryError):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def status(self) -> status_pb2.Status:
-        return status.error_info(grpc.StatusCode.UNAUTHENTICATED, self.reason, str(self))
-
-
-class PermissionDenied(QueryError):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def status(self) -> status_pb2.Status:
-        return status.error_info(grpc.StatusCode.PERMISSION_DENIED, self.reason, str(self))

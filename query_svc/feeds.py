@@ -22,10 +22,11 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from query_svc.errors import QueryError, ReadModelUnavailable, ShuttingDown
+from query_svc.errors import ReadModelUnavailable, ShuttingDown
 from query_svc.metrics import FEEDS
 from query_svc.read_model import ReadModelReader, Snapshot
 from voting import telemetry
+from voting.errors import ServiceError
 from voting.readmodel import CHANGES_CHANNEL, SWITCH_MESSAGE, parse_change
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class Feed:
             rebuild_started_ns = telemetry.now_ns()
             try:
                 snapshot = await self._hub.reader.snapshot(self.poll_id)
-            except QueryError as exc:
+            except ServiceError as exc:
                 if not self._ready.done():
                     self._ready.set_exception(exc)
                     self._ready.exception()

@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
 
-from query_svc.errors import PollNotFound, ReadModelUnavailable
+from query_svc.errors import ReadModelUnavailable
+from voting.errors import PollNotFound
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys, VoteStatus, guard_field
 from voting.redis import raw as as_bytes
 from voting.redis import text
@@ -62,7 +63,7 @@ class ReadModelReader:
         except (RedisError, OSError) as exc:
             raise ReadModelUnavailable(str(exc)) from exc
         if raw is None:
-            raise PollNotFound(poll_id)
+            raise _unknown(poll_id)
         return _poll(raw, closed_at)
 
     async def list_polls(
@@ -121,7 +122,7 @@ class ReadModelReader:
         except (RedisError, OSError) as exc:
             raise ReadModelUnavailable(str(exc)) from exc
         if raw is None:
-            raise PollNotFound(poll_id)
+            raise _unknown(poll_id)
         raw_meta = {k.decode(): v for k, v in meta.items()}
         meta = {k: v.decode() for k, v in raw_meta.items() if k != "recount"}
         poll = _poll(raw, meta.get("closed_at"))
@@ -206,3 +207,8 @@ def _poll(raw: bytes, closed_at: bytes | str | None) -> poll_pb2.Poll:
     else:
         poll.status = poll_pb2.POLL_STATUS_OPEN
     return poll
+
+
+def _unknown(poll_id: str) -> PollNotFound:
+    # The read model may lag behind the polls table (eventually consistent): say where.
+    return PollNotFound(poll_id, f"poll {poll_id!r} is not known to the read model")

@@ -14,17 +14,12 @@ import grpc
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from query_svc.access import Access
-from query_svc.errors import (
-    InvalidQuery,
-    NotYetConsistent,
-    QueryError,
-    ShuttingDown,
-    VoteNotFound,
-)
+from query_svc.errors import InvalidQuery, NotYetConsistent, ShuttingDown, VoteNotFound
 from query_svc.feeds import FeedHub
 from query_svc.metrics import PUSH_LATENCY, PUSHES, SUBSCRIBERS
 from query_svc.read_model import ReadModelReader
 from voting import status, telemetry
+from voting.errors import ServiceError
 from voting.identity import POLL_ID, VOTE_ID
 from voting.readmodel import VoteStatus
 from voting.receipts import InvalidReceipt, ReceiptVerifier, option_digest
@@ -52,7 +47,7 @@ class QueryService:
         try:
             _check_poll_id(request.poll_id)
             return q.GetPollResponse(poll=await self._reader.poll(request.poll_id))
-        except QueryError as exc:
+        except ServiceError as exc:
             await status.abort(context, exc.status())
 
     async def ListPolls(self, request: q.ListPollsRequest, context: Context) -> q.ListPollsResponse:
@@ -63,7 +58,7 @@ class QueryService:
             polls, next_cursor = await self._reader.list_polls(
                 limit=request.page_size or DEFAULT_PAGE, before=cursor
             )
-        except QueryError as exc:
+        except ServiceError as exc:
             await status.abort(context, exc.status())
         reply = q.ListPollsResponse(polls=polls)
         if next_cursor is not None:
@@ -85,7 +80,7 @@ class QueryService:
                         "the projection has not reached the token's position yet"
                     )
             return q.GetResultsResponse(results=await self._reader.results(request.poll_id))
-        except QueryError as exc:
+        except ServiceError as exc:
             await status.abort(context, exc.status())
 
     async def GetVoteStatus(
@@ -121,7 +116,7 @@ class QueryService:
             counted = (
                 self._counted_as_cast(request, found) if request.HasField("receipt") else False
             )
-        except QueryError as exc:
+        except ServiceError as exc:
             await status.abort(context, exc.status())
         reply = q.GetVoteStatusResponse(
             vote_id=request.vote_id,
@@ -162,7 +157,7 @@ class QueryService:
             _check_poll_id(request.poll_id)
             await self._access.check_results(request.poll_id, context.invocation_metadata() or ())
             feed = await self._hub.acquire(request.poll_id)
-        except QueryError as exc:
+        except ServiceError as exc:
             setup.set_status(Status(StatusCode.ERROR, str(exc)))
             setup.end()
             await status.abort(context, exc.status())

@@ -32,6 +32,7 @@ from voting import dynamodb, events
 from voting.config import Settings
 from voting.identity import VoterKeys
 from voting.kafka import KafkaClients, read_log
+from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
 from voting.tls import sync_channel
 from voting.v1 import (
     command_service_pb2 as cmd,
@@ -268,11 +269,16 @@ class Deployment:
         return list(client.scan(TableName=self.settings.dynamodb.polls_table)["Items"])
 
     def namespace(self) -> str:
-        active = self.redis.get("readmodel:active")
-        return active.decode() if isinstance(active, bytes) else "rm"
+        active = self.redis.get(ACTIVE_KEY)
+        return active.decode() if isinstance(active, bytes) else DEFAULT_NAMESPACE
+
+    @property
+    def keys(self) -> Keys:
+        """The live read model's keys."""
+        return Keys(self.namespace())
 
     def redis_counts(self, poll_id: str) -> dict[str, int]:
-        raw = self.redis.hgetall(f"{self.namespace()}:{{{poll_id}}}:counts")
+        raw = self.redis.hgetall(self.keys.counts(poll_id))
         return {k.decode(): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
 

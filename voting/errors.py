@@ -6,14 +6,25 @@
     ├── ConfigError            a setting is missing or malformed
     ├── InfrastructureError    Kafka, DynamoDB or Redis refused or failed an operation
     │   └── DeliveryError      the broker did not acknowledge a record
-    └── EventError             a record is not an event this version understands
-        ├── UnknownEventType
-        └── UndecodableEvent
+    ├── EventError             a record is not an event this version understands
+    │   ├── UnknownEventType
+    │   └── UndecodableEvent
+    └── ServiceError           a refused request; ``status()`` is its gRPC status
+        ├── Unauthenticated    UNAUTHENTICATED    ErrorInfo
+        ├── PermissionDenied   PERMISSION_DENIED  ErrorInfo
+        ├── PollNotFound       NOT_FOUND          ResourceInfo
+        └── (each service's own root: CommandError, QueryError)
 
-Each service package roots its own errors in ``VotingError`` too.
+Refusals that every service makes are defined here once; each service roots its own in
+``ServiceError`` and answers any ``ServiceError`` with its status.
 """
 
 from __future__ import annotations
+
+import grpc
+from google.rpc import status_pb2
+
+from voting import status
 
 
 class VotingError(Exception):
@@ -46,3 +57,38 @@ class UnknownEventType(EventError):
 
 class UndecodableEvent(EventError):
     """The record says it holds a known event but its bytes do not parse."""
+
+
+class ServiceError(VotingError):
+    """A request refused for a reason the caller is told: ``status()`` is the gRPC status
+    (code, message, ``google.rpc`` details) it is answered with."""
+
+    def status(self) -> status_pb2.Status:
+        raise NotImplementedError
+
+
+class Unauthenticated(ServiceError):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def status(self) -> status_pb2.Status:
+        return status.error_info(grpc.StatusCode.UNAUTHENTICATED, self.reason, str(self))
+
+
+class PermissionDenied(ServiceError):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def status(self) -> status_pb2.Status:
+        return status.error_info(grpc.StatusCode.PERMISSION_DENIED, self.reason, str(self))
+
+
+class PollNotFound(ServiceError):
+    def __init__(self, poll_id: str, message: str = "") -> None:
+        super().__init__(message or f"poll {poll_id!r} does not exist")
+        self.poll_id = poll_id
+
+    def status(self) -> status_pb2.Status:
+        return status.not_found("voting.v1.Poll", self.poll_id, str(self))

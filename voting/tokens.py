@@ -137,6 +137,16 @@ def load_public_keys(settings: AuthSettings) -> dict[str, PublicKey]:
     return keys
 
 
+def verifier_for(auth: AuthSettings, security: SecuritySettings) -> TokenVerifier | None:
+    """The token verifier every service checks callers with; None in development mode
+    (anyone may do anything), which is refused unless VOTING_ENVIRONMENT=development."""
+    if auth.mode != "development":
+        return TokenVerifier.from_settings(auth)
+    if not security.development:
+        raise ConfigError("VOTING_AUTH_MODE=development needs VOTING_ENVIRONMENT=development")
+    return None
+
+
 def bearer(metadata: Any) -> str | None:
     """The token of an ``authorization: Bearer <token>`` metadata entry, if any."""
     for key, value in metadata or ():
@@ -164,13 +174,7 @@ class AdminGate:
 
     @classmethod
     def from_settings(cls, auth: AuthSettings, security: SecuritySettings) -> AdminGate:
-        if auth.mode == "development":
-            if not security.development:
-                raise ConfigError(
-                    "VOTING_AUTH_MODE=development needs VOTING_ENVIRONMENT=development"
-                )
-            return cls(None)
-        return cls(TokenVerifier.from_settings(auth))
+        return cls(verifier_for(auth, security))
 
     def check(self, metadata: Any) -> None:
         """Raises InvalidToken (unauthenticated) or NotPermitted (not an admin)."""

@@ -34,7 +34,7 @@ from devkit.process import ProcessSpec, spawn
 from devkit.stack.components import free_port, grpc_serving
 from devkit.stack.stack import Stack
 from voting.config import Settings
-from voting.readmodel import CHANGES_CHANNEL, Keys, change_message
+from voting.readmodel import CHANGES_CHANNEL, DEFAULT_NAMESPACE, Keys, change_message
 from voting.v1 import query_service_pb2 as q
 from voting.v1 import query_service_pb2_grpc
 
@@ -82,7 +82,7 @@ class ChangeDriver:
 
     def __init__(self, url: str, poll_id: str, rate: float) -> None:
         self._client = redis.Redis.from_url(url)
-        self._meta = Keys("rm").meta(poll_id)
+        self._meta = Keys(DEFAULT_NAMESPACE).meta(poll_id)
         self._poll_id = poll_id
         self._rate = rate
         self._stop = threading.Event()

@@ -22,7 +22,7 @@ from voting import redis as redis_clients
 from voting.config import Settings
 from voting.dynamodb import ledger_shard, vote_pk
 from voting.polls import CLOSED, PollModel
-from voting.readmodel import Keys, drained_field
+from voting.readmodel import DEFAULT_NAMESPACE, Keys, drained_field
 
 OPTIONS = ("a", "b", "c", "d")
 
@@ -78,7 +78,7 @@ async def prepare(settings: Settings, poll_id: str, shards: int) -> None:
     async with dynamodb.client(settings.dynamodb) as ddb:
         await ddb.put_item(TableName=settings.dynamodb.polls_table, Item=poll.to_item())
     client = redis_clients.client(settings.redis)
-    keys = Keys("rm")
+    keys = Keys(DEFAULT_NAMESPACE)
     partitions = settings.topics.partitions
     await client.set(keys.poll(poll_id), poll.to_proto(now).SerializeToString())
     await client.hset(
@@ -96,7 +96,7 @@ async def recount(settings: Settings, poll_id: str) -> tuple[float, dict[str, in
     try:
         async with dynamodb.client(settings.dynamodb) as ddb:
             started = time.monotonic()
-            outcome = await Recount(ddb, settings.dynamodb, client, Keys("rm")).run(
+            outcome = await Recount(ddb, settings.dynamodb, client, Keys(DEFAULT_NAMESPACE)).run(
                 poll_id, drain_timeout_s=0
             )
             return time.monotonic() - started, outcome.counts

@@ -53,7 +53,9 @@ def gateway_url(deployment: Deployment, path: str) -> str:
 def poll_in_read_model(deployment: Deployment, options: Iterable[str] = ("a", "b", "c")) -> str:
     poll_id = deployment.create_poll(options=options)
     wait_until(
-        lambda: deployment.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll"
+        lambda: deployment.redis.exists(deployment.keys.poll(poll_id)),
+        timeout_s=30,
+        what="the poll",
     )
     return poll_id
 

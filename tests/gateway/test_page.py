@@ -73,7 +73,7 @@ def test_the_page_follows_a_poll_live_until_the_final_badge(
         timeout=30,
     )
     wait_until(
-        lambda: running.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll"
+        lambda: running.redis.exists(running.keys.poll(poll_id)), timeout_s=30, what="the poll"
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 860, "height": 620}, device_scale_factor=2)

@@ -90,7 +90,7 @@ def test_replaying_vote_results_from_the_beginning_changes_nothing(running: Depl
     acks = load.stop()
     assert_counts_exact(running, poll_id, acks)
     running.stack.children["projector"].terminate()
-    for key in running.redis.scan_iter("rm:pos:*"):
+    for key in running.redis.scan_iter(running.keys.positions("*")):
         running.redis.delete(key)  # the projector forgets where it was: it re-reads everything
     running.restart("projector")
     running.wait_for_log("projector", "positions restored", more_than=0)

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from tests.harness import Deployment, VoteLoad, first_votes, wait_until
+from voting.readmodel import DEFAULT_NAMESPACE
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import query_service_pb2 as q
 
@@ -47,7 +48,7 @@ def test_a_rebuild_yields_the_live_counts_while_a_watcher_stays_connected(
 
     open_poll = running.create_poll()
     wait_until(
-        lambda: running.redis.exists(f"rm:{{{open_poll}}}:poll"), timeout_s=30, what="the poll"
+        lambda: running.redis.exists(running.keys.poll(open_poll)), timeout_s=30, what="the poll"
     )
     seen: list[tuple[int, int]] = []
     errors: list[BaseException] = []
@@ -78,7 +79,7 @@ def test_a_rebuild_yields_the_live_counts_while_a_watcher_stays_connected(
     time.sleep(3)
     acks = load.stop()
 
-    assert running.namespace() != "rm"
+    assert running.namespace() != DEFAULT_NAMESPACE
     assert running.log_count("projector", "read model switched; following it") == 1
     truth = Counter(a.option_id for a in first_votes(acks).values())
     wait_until(

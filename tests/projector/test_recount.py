@@ -68,7 +68,7 @@ def test_a_corrupted_counter_is_detected_and_repaired_and_a_second_recount_chang
     wait_until(
         lambda: Counter(running.redis_counts(poll_id)) == truth, timeout_s=60, what="live counts"
     )
-    running.redis.hincrby(f"rm:{{{poll_id}}}:counts", "b", 7)  # corrupt the live count
+    running.redis.hincrby(running.keys.counts(poll_id), "b", 7)  # corrupt the live count
     close(running, poll_id)
     results = final_results(running, poll_id).results
     assert {c.option_id: c.votes for c in results.counts} == {o: truth[o] for o in ("a", "b", "c")}

@@ -41,7 +41,7 @@ def test_private_results_need_a_token_whose_scope_covers_the_poll(secured: Deplo
     private = secured.create_poll(visibility=poll_pb2.VISIBILITY_PRIVATE)
     public = secured.create_poll()
     wait_until(
-        lambda: secured.redis.exists(f"rm:{{{private}}}:poll", f"rm:{{{public}}}:poll") == 2,
+        lambda: secured.redis.exists(secured.keys.poll(private), secured.keys.poll(public)) == 2,
         timeout_s=30,
         what="both polls in the read model",
     )
@@ -70,7 +70,7 @@ def test_private_results_need_a_token_whose_scope_covers_the_poll(secured: Deplo
 
 def test_the_read_model_cannot_make_a_private_poll_public(secured: Deployment) -> None:
     private = secured.create_poll(visibility=poll_pb2.VISIBILITY_PRIVATE)
-    key = f"rm:{{{private}}}:poll"
+    key = secured.keys.poll(private)
     wait_until(lambda: secured.redis.exists(key), timeout_s=30, what="the poll in the read model")
     stored = poll_pb2.Poll.FromString(secured.redis.get(key))  # type: ignore[arg-type]
     stored.visibility = poll_pb2.VISIBILITY_PUBLIC  # someone with Redis access tampers

@@ -34,7 +34,9 @@ def code_of(call: Callable[[], object]) -> grpc.StatusCode:
 
 def test_get_poll(system: Deployment) -> None:
     poll_id = system.create_poll()
-    wait_until(lambda: system.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll")
+    wait_until(
+        lambda: system.redis.exists(system.keys.poll(poll_id)), timeout_s=30, what="the poll"
+    )
     poll = system.queries.GetPoll(q.GetPollRequest(poll_id=poll_id), timeout=5).poll
     assert [o.option_id for o in poll.options] == ["a", "b", "c"]
     assert (
@@ -50,7 +52,7 @@ def test_get_poll(system: Deployment) -> None:
 def test_list_polls_pages_newest_first(system: Deployment) -> None:
     made = [system.create_poll(f"page-{i}") for i in range(5)]
     wait_until(
-        lambda: all(system.redis.exists(f"rm:{{{p}}}:poll") for p in made),
+        lambda: all(system.redis.exists(system.keys.poll(p)) for p in made),
         timeout_s=30,
         what="polls",
     )

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_sigterm_ends_every_watch_stream_at_once_with_unavailable(running: Deployment) -> None:
     poll_id = running.create_poll()
     wait_until(
-        lambda: running.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll"
+        lambda: running.redis.exists(running.keys.poll(poll_id)), timeout_s=30, what="the poll"
     )
     streams = [
         running.queries.WatchResults(q.WatchResultsRequest(poll_id=poll_id), timeout=120)

@@ -41,7 +41,7 @@ def test_first_the_snapshot_then_each_change_within_the_coalescing_window(
 ) -> None:
     poll_id = running.create_poll()
     wait_until(
-        lambda: running.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll"
+        lambda: running.redis.exists(running.keys.poll(poll_id)), timeout_s=30, what="the poll"
     )
     stream = running.queries.WatchResults(q.WatchResultsRequest(poll_id=poll_id), timeout=60)
     first = next(stream).results
@@ -70,12 +70,12 @@ def test_first_the_snapshot_then_each_change_within_the_coalescing_window(
 def test_updates_are_coalesced_to_at_most_the_configured_rate(running: Deployment) -> None:
     poll_id = running.create_poll()
     wait_until(
-        lambda: running.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll"
+        lambda: running.redis.exists(running.keys.poll(poll_id)), timeout_s=30, what="the poll"
     )
     stream = running.queries.WatchResults(q.WatchResultsRequest(poll_id=poll_id), timeout=60)
     next(stream)
     # Drive changes far faster than 10/s: bump the version and notify 200 times a second.
-    meta = f"rm:{{{poll_id}}}:meta"
+    meta = running.keys.meta(poll_id)
     received = 0
     stop = time.monotonic() + 3.0
 
@@ -128,7 +128,7 @@ def test_a_thousand_subscribers_each_receive_the_final_snapshot_and_their_stream
 ) -> None:
     poll_id = running.create_poll()
     wait_until(
-        lambda: running.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll"
+        lambda: running.redis.exists(running.keys.poll(poll_id)), timeout_s=30, what="the poll"
     )
     for i in range(20):
         cast(running, poll_id, f"early-{i}", option="abc"[i % 3])
@@ -156,11 +156,13 @@ def test_a_subscriber_that_never_reads_does_not_grow_server_memory(deployment: D
     options = [f"option-{i:02d}" for i in range(64)]
     poll_id = deployment.create_poll(options=options)
     wait_until(
-        lambda: deployment.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll"
+        lambda: deployment.redis.exists(deployment.keys.poll(poll_id)),
+        timeout_s=30,
+        what="the poll",
     )
     target = f"127.0.0.1:{deployment.stack.options.query_port}"
     pid = deployment.stack.children["query"].pid
-    meta = f"rm:{{{poll_id}}}:meta"
+    meta = deployment.keys.meta(poll_id)
 
     async def scenario() -> tuple[int, int, int]:
         async with grpc.aio.insecure_channel(target) as channel:
@@ -208,7 +210,7 @@ def test_two_query_processes_share_one_port(running: Deployment) -> None:
     port = running.stack.options.query_port
     poll_id = running.create_poll()
     wait_until(
-        lambda: running.redis.exists(f"rm:{{{poll_id}}}:poll"), timeout_s=30, what="the poll"
+        lambda: running.redis.exists(running.keys.poll(poll_id)), timeout_s=30, what="the poll"
     )
     env = {**running.stack.env(), "VOTING_QUERY_LISTEN": f"127.0.0.1:{port}"}
     second = components.service(
