@@ -8,10 +8,10 @@ import contextlib
 from command_svc.appender import EventAppender
 from command_svc.authorization import authorizer_for
 from command_svc.commands import CommandHandler, CommandLimits
-from command_svc.counted import CountedVotes
+from command_svc.counted import DynamoDBCountedVotes
 from command_svc.idempotency import RequestLedger, SharedRequests
 from command_svc.lifecycle import PollLifecycle
-from command_svc.polls import PollStore
+from command_svc.polls import DynamoDBPollStore
 from command_svc.ratelimit import TokenBuckets
 from command_svc.service import CommandService
 from voting import dynamodb, runtime, telemetry
@@ -44,7 +44,7 @@ async def serve(settings: Settings) -> None:
     rates = settings.rate_limits
     async with dynamodb.client(settings.dynamodb) as ddb:
         timeout_s = settings.dynamodb.request_timeout_s
-        store = PollStore(ddb, settings.dynamodb.polls_table, timeout_s=timeout_s)
+        store = DynamoDBPollStore(ddb, settings.dynamodb.polls_table, timeout_s=timeout_s)
         handler = CommandHandler(
             store=store,
             cache=PollCache(
@@ -63,7 +63,7 @@ async def serve(settings: Settings) -> None:
                 ttl_s=settings.command.idempotency_ttl_s,
                 claim_ttl_s=settings.command.produce_timeout_s + 5,
             ),
-            counted=CountedVotes(ddb, settings.dynamodb.votes_table, timeout_s=timeout_s),
+            counted=DynamoDBCountedVotes(ddb, settings.dynamodb.votes_table, timeout_s=timeout_s),
             voter_keys=VoterKeys.from_settings(settings.security),
             limits=CommandLimits(
                 max_batch=settings.command.max_batch,

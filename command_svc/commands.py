@@ -17,9 +17,7 @@ from dataclasses import dataclass
 import grpc
 
 from command_svc import validation
-from command_svc.appender import EventAppender
 from command_svc.authorization import Authorizer, Principal
-from command_svc.counted import CountedVotes
 from command_svc.errors import (
     InvalidCommand,
     OptionNotFound,
@@ -30,9 +28,9 @@ from command_svc.errors import (
     RequestIdReused,
     Unavailable,
 )
-from command_svc.idempotency import Ack, Pending, RequestLedger, SharedRequests
+from command_svc.idempotency import Ack, Pending, RequestLedger
 from command_svc.metrics import VOTES_REFUSED
-from command_svc.polls import PollStore
+from command_svc.ports import CountedVotes, PollStore, SharedRequestIds, VoteLog
 from command_svc.ratelimit import TokenBuckets
 from voting.dynamodb import ledger_shard
 from voting.errors import DeliveryError, PollNotFound, ServiceError
@@ -75,10 +73,10 @@ class CommandHandler:
         *,
         store: PollStore,
         cache: PollCache,
-        appender: EventAppender,
+        appender: VoteLog,
         authorizer: Authorizer,
         ledger: RequestLedger,
-        shared: SharedRequests,
+        shared: SharedRequestIds,
         counted: CountedVotes,
         voter_keys: VoterKeys,
         limits: CommandLimits,

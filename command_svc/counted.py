@@ -18,7 +18,9 @@ from command_svc.idempotency import Ack
 from voting.dynamodb import vote_pk
 
 
-class CountedVotes:
+class DynamoDBCountedVotes:
+    """The CountedVotes port on the DynamoDB ``votes`` table."""
+
     def __init__(self, ddb: Any, table: str, *, timeout_s: float) -> None:
         self._ddb = ddb
         self._table = table

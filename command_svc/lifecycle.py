@@ -11,7 +11,7 @@ import contextlib
 import logging
 
 from command_svc.commands import CommandHandler
-from command_svc.polls import PollStore
+from command_svc.ports import PollStore
 from voting import telemetry
 from voting.errors import ServiceError
 from voting.polls import CLOSED, OPEN, now_ms

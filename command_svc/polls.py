@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from command_svc.errors import Unavailable
+from command_svc.ports import PublishedFlag
 from voting.dynamodb import error_code
 from voting.errors import InfrastructureError, PollNotFound
 from voting.polls import CLOSED, OPEN, PollModel, read_poll
@@ -21,8 +22,8 @@ from voting.polls import CLOSED, OPEN, PollModel, read_poll
 T = TypeVar("T")
 
 
-class PollStore:
-    """Conditional writes on the ``polls`` table: one winner per poll id, per close.
+class DynamoDBPollStore:
+    """The PollStore port on DynamoDB: conditional writes, one winner per poll id and close.
 
     Every call waits at most ``timeout_s`` (retries included), then fails with
     UNAVAILABLE: a DynamoDB that does not answer must not hold commands to their deadline.
@@ -94,7 +95,7 @@ class PollStore:
             raise _unavailable(exc) from exc
         return PollModel.from_item(reply["Attributes"]), True
 
-    async def mark_published(self, poll_id: str, flag: str) -> None:
+    async def mark_published(self, poll_id: str, flag: PublishedFlag) -> None:
         try:
             await self._call(
                 self._ddb.update_item(
