@@ -6,8 +6,8 @@ import asyncio
 import os
 import socket
 
-from command_svc.worker.checkpoints import CheckpointStore
-from command_svc.worker.ledger import VoteLedger
+from command_svc.worker.checkpoints import DynamoDBCheckpoints
+from command_svc.worker.ledger import DynamoDBVoteLedger
 from command_svc.worker.worker import DedupWorker
 from voting import dynamodb, runtime, telemetry
 from voting.config import Settings
@@ -26,7 +26,7 @@ async def run(settings: Settings) -> None:
     )
     async with dynamodb.client(settings.dynamodb) as ddb:
         instance_id = f"{socket.gethostname()}-{os.getpid()}"
-        ledger = VoteLedger(
+        ledger = DynamoDBVoteLedger(
             ddb,
             settings.dynamodb.votes_table,
             concurrency=settings.worker.dynamodb_concurrency,
@@ -35,7 +35,7 @@ async def run(settings: Settings) -> None:
             if settings.worker.ledger_barrier
             else None,
         )
-        checkpoints = CheckpointStore(
+        checkpoints = DynamoDBCheckpoints(
             ddb,
             settings.dynamodb.checkpoints_table,
             prefix=f"{settings.worker.group_id}/{changelog}/{incarnation}",

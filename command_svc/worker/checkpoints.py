@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 3.0
 
 
-class CheckpointStore:
+class DynamoDBCheckpoints:
+    """The Checkpoints port on the DynamoDB ``checkpoints`` table."""
+
     def __init__(self, ddb: Any, table: str, *, prefix: str) -> None:
         self._ddb = ddb
         self._table = table

@@ -68,7 +68,9 @@ class LedgerEntry:
         }
 
 
-class VoteLedger:
+class DynamoDBVoteLedger:
+    """The VoteLedger port on the DynamoDB ``votes`` table."""
+
     def __init__(
         self,
         ddb: Any,

@@ -36,11 +36,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
-from command_svc.worker.checkpoints import CheckpointStore
+from command_svc.worker.decisions import decide_and_record
 from command_svc.worker.errors import LedgerUnavailable, PartitionLost, WorkerError
-from command_svc.worker.ledger import VoteLedger
 from command_svc.worker.metrics import DEAD_LETTERS, DECISION_LAG, DECISIONS, STAGE_SECONDS
 from command_svc.worker.partition import Batch, PartitionProcessor, committed_offset
+from command_svc.worker.ports import Checkpoints, VoteLedger
 from voting import faults, telemetry
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
@@ -55,7 +55,7 @@ class DedupWorker:
         self,
         settings: Settings,
         ledger: VoteLedger,
-        checkpoints: CheckpointStore,
+        checkpoints: Checkpoints,
         *,
         instance_id: str,
     ) -> None:
@@ -134,7 +134,16 @@ class DedupWorker:
         received_ns = telemetry.now_ns()
         try:
             batches = await asyncio.gather(
-                *(self._decide_and_record(proc, recs, received_ns) for proc, recs in work)
+                *(
+                    decide_and_record(
+                        proc,
+                        recs,
+                        self._ledger,
+                        timeout_s=self._ledger_timeout_s,
+                        received_ns=received_ns,
+                    )
+                    for proc, recs in work
+                )
             )
         except LedgerUnavailable as exc:
             log.warning("DynamoDB unavailable, retrying the batch", extra={"error": str(exc)})
@@ -174,49 +183,6 @@ class DedupWorker:
                     saves.append(self._save_checkpoint(proc))
         if saves:
             await asyncio.gather(*saves)
-
-    async def _decide_and_record(
-        self, proc: PartitionProcessor, records: list[Message], received_ns: int
-    ) -> Batch:
-        truths: dict[tuple[str, str], str] = {}
-        after_close: dict[tuple[str, str], str] = {}
-        for _ in range(10):
-            batch = proc.decide(records, truths, after_close=after_close, received_ns=received_ns)
-            if batch.lookups:
-                after_close.update(
-                    await self._with_timeout(self._ledger.stored_votes(batch.lookups), batch)
-                )
-                continue
-            if not batch.ledger:
-                return batch
-            started = telemetry.now_ns()
-            conflicts = await self._with_timeout(
-                self._ledger.record(batch.ledger, started // 1_000_000), batch
-            )
-            batch.trace.step("dynamodb write", started, telemetry.now_ns())
-            if not conflicts:
-                return batch
-            batch.trace.finish(ok=False, error="decided again: DynamoDB knew other votes")
-            # DynamoDB already holds a vote for these voters: it wins; decide again.
-            for index, stored_vote_id in conflicts.items():
-                entry = batch.ledger[index]
-                truths[(entry.poll_id, entry.voter_key)] = stored_vote_id
-            log.warning(
-                "state disagreed with DynamoDB; re-deciding", extra={"conflicts": len(conflicts)}
-            )
-        raise WorkerError("decisions did not converge with DynamoDB")
-
-    async def _with_timeout(self, call: Any, batch: Batch) -> Any:
-        try:
-            return await asyncio.wait_for(call, self._ledger_timeout_s)
-        except TimeoutError as exc:
-            batch.trace.finish(ok=False, error="DynamoDB timed out")
-            raise LedgerUnavailable(
-                f"DynamoDB did not answer in {self._ledger_timeout_s}s"
-            ) from exc
-        except LedgerUnavailable as exc:
-            batch.trace.finish(ok=False, error=str(exc))
-            raise
 
     async def _save_checkpoint(self, proc: PartitionProcessor) -> None:
         due = proc.checkpoint_due

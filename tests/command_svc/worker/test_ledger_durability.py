@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from command_svc.worker.ledger import LedgerEntry, VoteLedger
+from command_svc.worker.ledger import DynamoDBVoteLedger, LedgerEntry
 from devkit.process import Child, spawn
 from devkit.stack import components
 from voting import dynamodb
@@ -90,7 +90,7 @@ async def _record_then_kill(
     is killed the moment the last one returns. Returns the vote ids reported written."""
     written: set[str] = set()
     async with dynamodb.client(settings) as ddb:
-        ledger = VoteLedger(
+        ledger = DynamoDBVoteLedger(
             ddb, settings.votes_table, concurrency=8, barrier=(settings.checkpoints_table, "b")
         )
         deadline = time.monotonic() + 2.0

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from confluent_kafka import KafkaError, TopicPartition
 
 from command_svc.worker.errors import LedgerUnavailable, WorkerError
-from command_svc.worker.ledger import LedgerEntry, VoteLedger
+from command_svc.worker.ledger import DynamoDBVoteLedger, LedgerEntry
 from command_svc.worker.partition import committed_offset
 
 
@@ -51,7 +51,7 @@ def _entry(i: int) -> LedgerEntry:
 
 def test_a_cancellation_with_too_few_reasons_never_counts_unwritten_votes_as_written() -> None:
     client = ShortReasonsOnce()
-    ledger = VoteLedger(client, "votes", concurrency=1)
+    ledger = DynamoDBVoteLedger(client, "votes", concurrency=1)
     entries = [_entry(i) for i in range(3)]
     try:
         conflicts = asyncio.run(ledger.record(entries, 0))
