@@ -12,7 +12,7 @@ APT_PACKAGES := redis-server chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps run up test lint bench chaos k8s-manifests proto proto-check \
+.PHONY: setup system-deps run up test unit lint bench chaos k8s-manifests proto proto-check \
 	proto-baseline fmt clean
 
 setup: system-deps $(STAMP) $(NPM_STAMP) $(EXAMPLE_NPM_STAMP)
@@ -52,6 +52,12 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests that need no infrastructure: no child process, no connection (a fixture
+# refuses both), and here no network either. Under a minute.
+unit: setup
+	$$(command -v unshare >/dev/null && unshare -n true 2>/dev/null && echo unshare -n) \
+	  $(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
 # The standard profiles (figures as JSON and a PNG in bench/results/); `make test` runs
 # the short chaos profile and asserts correctness only.

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from projector.admin import AdminService
 from projector.projector import Projector
 from projector.recount import Recount
+from projector.recount_source import DynamoDBRecountSource
 from projector.store import ReadModelWriter
 from voting import dynamodb, runtime, telemetry
 from voting import redis as redis_clients
@@ -47,7 +48,7 @@ async def run(settings: Settings) -> None:
         client, keys, log_id=log_id, status_ttl_s=settings.projector.vote_status_ttl_s
     )
     async with dynamodb.client(settings.dynamodb) as ddb:
-        recount = Recount(ddb, settings.dynamodb, client, keys)
+        recount = Recount(DynamoDBRecountSource(ddb, settings.dynamodb), writer)
         admin = AdminService(recount, AdminGate.from_settings(settings.auth, settings.security))
         server = GrpcServer(
             listen=settings.projector.listen,

@@ -6,15 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
+
+import redis.asyncio as aioredis
 
 from projector.app import active_namespace
 from projector.errors import ProjectorError
 from projector.rebuild import RebuildOutcome, rebuild
 from projector.recount import Recount, RecountOutcome
+from projector.recount_source import DynamoDBRecountSource
+from projector.store import ReadModelWriter
 from voting import dynamodb, logs
 from voting import redis as redis_clients
 from voting.config import Settings
 from voting.readmodel import Keys
+
+
+def _recount(ddb: Any, settings: Settings, client: aioredis.Redis, keys: Keys) -> Recount:
+    """A recount outside the projector process: it writes no positions or guards, so the
+    read model needs no log id."""
+    writer = ReadModelWriter(
+        client, keys, log_id="", status_ttl_s=settings.projector.vote_status_ttl_s
+    )
+    return Recount(DynamoDBRecountSource(ddb, settings.dynamodb), writer)
 
 
 async def recount_once(settings: Settings, poll_id: str, *, wait_s: float) -> RecountOutcome:
@@ -22,9 +36,7 @@ async def recount_once(settings: Settings, poll_id: str, *, wait_s: float) -> Re
     try:
         keys = Keys(await active_namespace(client))
         async with dynamodb.client(settings.dynamodb) as ddb:
-            return await Recount(ddb, settings.dynamodb, client, keys).run(
-                poll_id, drain_timeout_s=wait_s
-            )
+            return await _recount(ddb, settings, client, keys).run(poll_id, drain_timeout_s=wait_s)
     finally:
         await client.aclose()
 
@@ -68,7 +80,7 @@ def sweep_main(*, wait_s: float) -> int:
         try:
             keys = Keys(await active_namespace(client))
             async with dynamodb.client(settings.dynamodb) as ddb:
-                recount = Recount(ddb, settings.dynamodb, client, keys)
+                recount = _recount(ddb, settings, client, keys)
                 pending = await recount.pending()
                 failed = 0
                 for poll_id in pending:

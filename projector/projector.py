@@ -42,8 +42,7 @@ from projector.store import ReadModelWriter
 from voting import telemetry
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
-from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
-from voting.redis import text
+from voting.readmodel import Keys
 
 log = logging.getLogger(__name__)
 
@@ -240,14 +239,11 @@ class Projector:
         if now - self._namespace_checked_at < 1.0:
             return
         self._namespace_checked_at = now
-        active = text(await self._writer.client.get(ACTIVE_KEY)) or DEFAULT_NAMESPACE
+        active = await self._writer.active_namespace()
         if active == self._writer.keys.namespace:
             return
         log.info("read model switched; following it", extra={"namespace": active})
-        keys = Keys(active)
-        self._writer.keys = keys
-        if self._recount is not None:
-            self._recount.keys = keys
+        self._writer.keys = Keys(active)  # the recount writes through this writer too
         self._resync = True
         await self._call(self._consumer.pause, self._tps())
 

@@ -32,6 +32,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from projector.projection import fold
 from projector.recount import Recount
+from projector.recount_source import DynamoDBRecountSource
 from projector.store import ReadModelWriter
 from voting import dynamodb
 from voting.config import Settings
@@ -70,7 +71,7 @@ async def rebuild(
     )
     finalized = 0
     async with dynamodb.client(settings.dynamodb) as ddb:
-        recount = Recount(ddb, settings.dynamodb, client, keys, notify=False)
+        recount = Recount(DynamoDBRecountSource(ddb, settings.dynamodb), writer)
         for poll_id in await writer.closing():
             if await recount.drained(poll_id):
                 await recount.run(poll_id, drain_timeout_s=0)

@@ -1,4 +1,4 @@
-"""Writes updates into the Redis read model, each part at most once.
+"""The read model on Redis (the ReadModel port): updates written each part at most once.
 
 Order matters for readers: vote statuses first, then counts (which advance the
 watermark a consistency token is compared with), then positions, then notifications.
@@ -14,16 +14,26 @@ from importlib import resources
 import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
-from projector.errors import GuardMismatch
+from projector.errors import GuardMismatch, ProjectorError
 from projector.projection import Update
 from voting import faults
-from voting.readmodel import CHANGES_CHANNEL, Keys, change_message, guard_field
+from voting.readmodel import (
+    ACTIVE_KEY,
+    CHANGES_CHANNEL,
+    DEFAULT_NAMESPACE,
+    Keys,
+    change_message,
+    drained_field,
+    guard_field,
+)
+from voting.redis import raw as as_bytes
 from voting.redis import text
-from voting.v1 import vote_pb2
+from voting.v1 import poll_pb2, results_pb2, vote_pb2
 
 _APPLY = resources.files("projector").joinpath("apply_votes.lua").read_text()
 _ADVANCE = resources.files("projector").joinpath("advance_positions.lua").read_text()
 _BUMP = resources.files("projector").joinpath("bump_version.lua").read_text()
+_FINALIZE = resources.files("projector").joinpath("finalize.lua").read_text()
 
 
 class ReadModelWriter:
@@ -45,6 +55,10 @@ class ReadModelWriter:
         self._apply = client.register_script(_APPLY)
         self._advance = client.register_script(_ADVANCE)
         self._bump = client.register_script(_BUMP)
+        self._finalize = client.register_script(_FINALIZE)
+
+    async def active_namespace(self) -> str:
+        return text(await self._redis.get(ACTIVE_KEY)) or DEFAULT_NAMESPACE
 
     async def claim_log(self) -> None:
         """Records which log incarnation the stored offsets refer to."""
@@ -176,6 +190,42 @@ class ReadModelWriter:
             for poll_id, version in versions.items():
                 pipe.publish(CHANGES_CHANNEL, change_message(poll_id, version))
             await pipe.execute()
+
+    # -- what the recount reads and writes -----------------------------------------------
+
+    async def poll_options(self, poll_id: str) -> list[str]:
+        raw = await self._redis.get(self.keys.poll(poll_id))
+        if raw is None:
+            raise ProjectorError(f"poll {poll_id!r} is not in the read model")
+        return [o.option_id for o in poll_pb2.Poll.FromString(as_bytes(raw)).options]
+
+    async def drained(self, poll_id: str) -> bool:
+        meta = self.keys.meta(poll_id)
+        partitions = int(text(await self._redis.hget(meta, "partitions")) or "0")
+        if partitions == 0:
+            return False
+        flags = await self._redis.hmget(meta, [drained_field(p) for p in range(partitions)])
+        return all(text(flag) == "1" for flag in flags)
+
+    async def live_counts(self, poll_id: str, options: list[str]) -> dict[str, int]:
+        raw = await self._redis.hgetall(self.keys.counts(poll_id))
+        return {o: int(raw.get(o.encode(), 0)) for o in options}
+
+    async def finalize(
+        self,
+        poll_id: str,
+        counts: dict[str, int],
+        report: results_pb2.RecountReport,
+        now_ms: int,
+    ) -> tuple[bool, int]:
+        args: list[str | int | bytes] = [now_ms, report.SerializeToString()]
+        for option_id, count in counts.items():
+            args += [option_id, count]
+        finalized, version = await self._finalize(
+            keys=[self.keys.counts(poll_id), self.keys.meta(poll_id)], args=args
+        )
+        await self._redis.srem(self.keys.closing, poll_id)
+        return bool(finalized), int(version)
 
 
 def _now_ms() -> int:

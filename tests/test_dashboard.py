@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
 import command_svc.metrics
@@ -14,6 +15,8 @@ import projector.metrics
 import query_svc.metrics
 import voting.lag
 import voting.server
+
+pytestmark = pytest.mark.unit
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "k8s" / "grafana" / "voting-dashboard.json"
 MODULES = (

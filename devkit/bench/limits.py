@@ -10,7 +10,7 @@ import redis
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-from command_svc.worker.ledger import LedgerEntry, VoteLedger
+from command_svc.worker.ledger import DynamoDBVoteLedger, LedgerEntry
 from voting import dynamodb
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
@@ -76,7 +76,7 @@ async def raw_dynamodb_writes(settings: Settings, *, seconds: float) -> tuple[fl
     best = (0.0, 0)
     async with dynamodb.client(settings.dynamodb) as ddb:
         for concurrency in (4, 8, 16):
-            ledger = VoteLedger(ddb, settings.dynamodb.votes_table, concurrency=concurrency)
+            ledger = DynamoDBVoteLedger(ddb, settings.dynamodb.votes_table, concurrency=concurrency)
             run = uuid.uuid4().hex[:8]
             written = 0
             started = time.monotonic()

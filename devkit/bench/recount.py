@@ -17,6 +17,8 @@ from typing import Any
 from devkit.bench.environment import machine, private_stack, write_json
 from devkit.bench.stats import rounded
 from projector.recount import Recount
+from projector.recount_source import DynamoDBRecountSource
+from projector.store import ReadModelWriter
 from voting import dynamodb
 from voting import redis as redis_clients
 from voting.config import Settings
@@ -96,9 +98,11 @@ async def recount(settings: Settings, poll_id: str) -> tuple[float, dict[str, in
     try:
         async with dynamodb.client(settings.dynamodb) as ddb:
             started = time.monotonic()
-            outcome = await Recount(ddb, settings.dynamodb, client, Keys(DEFAULT_NAMESPACE)).run(
-                poll_id, drain_timeout_s=0
+            writer = ReadModelWriter(
+                client, Keys(DEFAULT_NAMESPACE), log_id="", status_ttl_s=3600, notify=False
             )
+            recount = Recount(DynamoDBRecountSource(ddb, settings.dynamodb), writer)
+            outcome = await recount.run(poll_id, drain_timeout_s=0)
             return time.monotonic() - started, outcome.counts
     finally:
         await client.aclose()

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from command_svc.ratelimit import TokenBuckets
+
+pytestmark = pytest.mark.unit
 
 
 def test_a_bucket_allows_its_burst_then_says_how_long_to_wait() -> None:

@@ -14,6 +14,8 @@ from voting.identity import OPTION_ID, POLL_ID, REQUEST_ID
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import poll_pb2
 
+pytestmark = pytest.mark.unit
+
 CAST_FIELDS = [f.name for f in cmd.CastVoteRequest.DESCRIPTOR.fields]
 NOW = 1_700_000_000
 MAX_SECONDS = 253402300799

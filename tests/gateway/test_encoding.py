@@ -11,6 +11,8 @@ from gateway.encoding import last_event_id, results_event, to_json
 from gateway.errors import UpstreamError
 from voting.v1 import poll_pb2, results_pb2
 
+pytestmark = pytest.mark.unit
+
 
 def test_results_are_json_with_proto_field_names_and_every_field() -> None:
     results = results_pb2.Results(poll_id="p", version=3, total=5, status=poll_pb2.POLL_STATUS_OPEN)

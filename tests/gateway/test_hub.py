@@ -15,6 +15,8 @@ from gateway.errors import UpstreamError
 from gateway.hub import PollStream, ResultsHub
 from voting.v1 import results_pb2
 
+pytestmark = pytest.mark.unit
+
 Item = results_pb2.Results | UpstreamError | None
 
 

@@ -7,6 +7,8 @@ import pytest
 from devkit.k8s import documents, manifest_files, on_disk
 from tests.k8s import kube
 
+pytestmark = pytest.mark.unit
+
 
 def test_manifests_are_a_fresh_render_of_the_chart() -> None:
     stale = {

@@ -6,149 +6,18 @@ from collections import Counter
 from typing import cast
 
 import pytest
-from confluent_kafka import KafkaError, Message
-from google.protobuf.timestamp_pb2 import Timestamp
+from confluent_kafka import Message
 
 from projector.projection import PollDefinition, PollDelta, fold
+from tests.projector.decisions import accepted, at_ms, drained, rejected
+from tests.records import RESULTS, FakeMessage, Log
 from voting import events
 from voting.readmodel import VoteStatus, drained_field
-from voting.v1 import consistency_pb2, events_pb2, poll_pb2, vote_pb2
+from voting.v1 import events_pb2, poll_pb2, vote_pb2
 
-RESULTS = "vote-results"
+pytestmark = pytest.mark.unit
+
 POLLS = "polls"
-
-
-class FakeMessage:
-    """Just enough of confluent_kafka.Message for fold()."""
-
-    def __init__(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        value: bytes | None,
-        headers: events.RecordHeaders,
-        *,
-        key: bytes | None = None,
-    ) -> None:
-        self._topic = topic
-        self._partition = partition
-        self._offset = offset
-        self._value = value
-        self._headers = headers
-        self._key = key
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def headers(self) -> events.RecordHeaders:
-        return self._headers
-
-    def error(self) -> KafkaError | None:
-        return None
-
-
-class Log:
-    """Records appended to topic partitions at consecutive offsets."""
-
-    def __init__(self) -> None:
-        self._next: dict[tuple[str, int], int] = {}
-        self.records: list[Message] = []
-
-    def append(self, event: events.Event, *, topic: str = RESULTS, partition: int = 0) -> Message:
-        value, headers = events.encode(event)
-        return self.raw(value, headers, topic=topic, partition=partition)
-
-    def raw(
-        self,
-        value: bytes | None,
-        headers: events.RecordHeaders,
-        *,
-        topic: str = RESULTS,
-        partition: int = 0,
-    ) -> Message:
-        offset = self._next.get((topic, partition), 0)
-        self._next[(topic, partition)] = offset + 1
-        msg = cast(Message, FakeMessage(topic, partition, offset, value, headers))
-        self.records.append(msg)
-        return msg
-
-
-def _ms(ms: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMilliseconds(ms)
-    return stamp
-
-
-def _source(partition: int, offset: int) -> consistency_pb2.PartitionOffset:
-    return consistency_pb2.PartitionOffset(partition=partition, offset=offset)
-
-
-def accepted(
-    poll_id: str,
-    option_id: str,
-    *,
-    src: int = 0,
-    at: int,
-    vote_id: str = "",
-    cast_at_ms: int = 1_000,
-    decided_at_ms: int = 2_000,
-) -> events_pb2.VoteAccepted:
-    return events_pb2.VoteAccepted(
-        event_id=f"accepted-{src}-{at}",
-        occurred_at=_ms(decided_at_ms),
-        vote_id=vote_id or f"vote-{src}-{at}",
-        poll_id=poll_id,
-        option_id=option_id,
-        source=_source(src, at),
-        cast_at=_ms(cast_at_ms),
-    )
-
-
-def rejected(
-    poll_id: str,
-    reason: vote_pb2.RejectReason,
-    *,
-    src: int = 0,
-    at: int,
-    vote_id: str = "",
-    accepted_vote_id: str = "",
-    cast_at_ms: int = 1_000,
-    decided_at_ms: int = 2_000,
-) -> events_pb2.VoteRejected:
-    return events_pb2.VoteRejected(
-        event_id=f"rejected-{src}-{at}",
-        occurred_at=_ms(decided_at_ms),
-        vote_id=vote_id or f"vote-{src}-{at}",
-        poll_id=poll_id,
-        reason=reason,
-        accepted_vote_id=accepted_vote_id,
-        source=_source(src, at),
-        cast_at=_ms(cast_at_ms),
-    )
-
-
-def drained(poll_id: str, *, src: int, at: int) -> events_pb2.PollClosed:
-    return events_pb2.PollClosed(
-        event_id=f"closed-{src}-{at}",
-        occurred_at=_ms(5_000),
-        poll_id=poll_id,
-        partition=src,
-        partition_count=8,
-        source=_source(src, at),
-    )
 
 
 def test_accepted_votes_are_counted_per_poll_and_source_partition() -> None:
@@ -325,12 +194,12 @@ def test_poll_events_on_the_polls_topic_define_and_close_polls() -> None:
         poll_id="p",
         title="Which?",
         options=[poll_pb2.PollOption(option_id="yes", label="Yes")],
-        created_at=_ms(1_234),
+        created_at=at_ms(1_234),
     )
     log = Log()
     log.append(events_pb2.PollCreated(event_id="c", poll=poll), topic=POLLS)
     log.append(
-        events_pb2.PollClosed(event_id="x", poll_id="p", occurred_at=_ms(9_876)), topic=POLLS
+        events_pb2.PollClosed(event_id="x", poll_id="p", occurred_at=at_ms(9_876)), topic=POLLS
     )
 
     update = fold(log.records, {}, polls_topic=POLLS)
@@ -393,8 +262,8 @@ def test_positions_hold_the_next_offset_of_each_topic_partition() -> None:
     for _ in range(3):
         log.append(accepted("p", "yes", src=0, at=len(log.records)), partition=0)
     log.append(accepted("p", "yes", src=5, at=0), partition=5)
-    log.append(events_pb2.PollClosed(poll_id="p", occurred_at=_ms(1)), topic=POLLS)
-    log.append(events_pb2.PollClosed(poll_id="q", occurred_at=_ms(1)), topic=POLLS)
+    log.append(events_pb2.PollClosed(poll_id="p", occurred_at=at_ms(1)), topic=POLLS)
+    log.append(events_pb2.PollClosed(poll_id="q", occurred_at=at_ms(1)), topic=POLLS)
 
     update = fold(log.records, {}, polls_topic=POLLS)
 

@@ -12,6 +12,8 @@ from voting import events
 from voting.errors import EventError, UndecodableEvent, UnknownEventType
 from voting.v1 import consistency_pb2, events_pb2, poll_pb2, vote_pb2
 
+pytestmark = pytest.mark.unit
+
 _AT = Timestamp(seconds=1_700_000_000, nanos=123_000_000)
 _SOURCE = consistency_pb2.PartitionOffset(partition=3, offset=41)
 

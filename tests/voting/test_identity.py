@@ -21,6 +21,8 @@ from voting.identity import (
     vote_id_for,
 )
 
+pytestmark = pytest.mark.unit
+
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 
 voter_ids = st.text(max_size=200)

@@ -12,6 +12,8 @@ from voting.config import ReceiptSettings
 from voting.receipts import InvalidReceipt, ReceiptSigner, ReceiptVerifier, option_digest
 from voting.v1 import vote_pb2
 
+pytestmark = pytest.mark.unit
+
 
 def signer_and_verifier() -> tuple[ReceiptSigner, ReceiptVerifier]:
     private_pem, public_pem = generate_keypair()

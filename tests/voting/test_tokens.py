@@ -20,6 +20,8 @@ from voting.config import AuthSettings, SecuritySettings
 from voting.errors import ConfigError
 from voting.tokens import AdminGate, InvalidToken, NotPermitted, TokenVerifier, bearer
 
+pytestmark = pytest.mark.unit
+
 
 def keypair() -> tuple[ed25519.Ed25519PrivateKey, str]:
     private_pem, public_pem = generate_keypair()

@@ -8,6 +8,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,8 @@ from command_svc.worker.state import (
     DedupState,
     Staged,
 )
+
+pytestmark = pytest.mark.unit
 
 _OFFSET = struct.Struct(">q")
 

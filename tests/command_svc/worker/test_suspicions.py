@@ -13,6 +13,8 @@ from command_svc.worker.errors import LedgerUnavailable, WorkerError
 from command_svc.worker.ledger import DynamoDBVoteLedger, LedgerEntry
 from command_svc.worker.partition import committed_offset
 
+pytestmark = pytest.mark.unit
+
 
 class ShortReasonsOnce:
     """A TransactWriteItems that is cancelled once with fewer reasons than items (as a

@@ -17,6 +17,8 @@ from voting.identity import DEVELOPMENT_SECRET, VoterKeys, vote_id_for
 from voting.kafka import LogRecord
 from voting.v1 import events_pb2, results_pb2, vote_pb2
 
+pytestmark = pytest.mark.unit
+
 KEYS = VoterKeys(DEVELOPMENT_SECRET.encode())
 POLL = "p"
 OPTIONS = ("a", "b")

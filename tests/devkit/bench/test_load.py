@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from devkit.bench.load import Ack, LoadRecord, down_windows, within
 
+pytestmark = pytest.mark.unit
+
 
 def test_a_window_runs_from_the_first_failure_to_the_next_success() -> None:
     events = [(1.0, True), (2.0, False), (2.5, False), (4.0, True), (5.0, False), (6.0, True)]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devkit.bench.chaos import KINDS, PROFILES, TARGETS
 from devkit.bench.nemesis import GROUP_MEMBERS, Schedule
+
+pytestmark = pytest.mark.unit
 
 
 def draw(seed: int, profile: str) -> Schedule:
