@@ -49,7 +49,7 @@ class KafkaSettings:
         "Replication factor of topics created by `voting init`.",
     )
     # Every member of a consumer group must use the same timeouts, or a member can wait
-    # forever for a rebalance (see the shared notes); hence one setting for all groups.
+    # forever for a rebalance; hence one setting for all groups.
     session_timeout_ms: int = setting(
         "VOTING_KAFKA_SESSION_TIMEOUT_MS", 6000, "Consumer group session timeout."
     )

@@ -80,7 +80,7 @@ class KafkaClients:
         """A group consumer that commits nothing by itself and reads committed data only.
 
         On the local broker, records of aborted transactions are still visible: every
-        consumer must be idempotent on its own (see the shared notes).
+        consumer must be idempotent on its own.
         """
         config = {
             **self._common(client_id),
@@ -376,7 +376,8 @@ def read_log(
 ) -> list[LogRecord]:
     """Every record of ``topic`` (read_committed, so on the local broker aborted ones too),
     up to the end of each partition. The end is where the broker says end-of-partition:
-    its "latest offset" answer cannot be trusted (see the shared notes)."""
+    its "latest offset" answer cannot be trusted on the local broker (it is the start of
+    the partition's last batch plus one)."""
     reader = clients.reader(client_id=f"read-{topic}-{threading.get_ident()}")
     reader.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     records: list[LogRecord] = []

@@ -18,7 +18,7 @@ def test_manifests_are_a_fresh_render_of_the_chart() -> None:
     }
     assert stale == set(), (
         f"k8s/manifests/ differs from the chart in {sorted(stale)}: "
-        "run `.venv/bin/python -m devkit.k8s --write`"
+        "run `make k8s-manifests`"
     )
 
 
