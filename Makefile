@@ -8,31 +8,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 EXAMPLE_NPM_STAMP := examples/node/node_modules/.installed
-APT_PACKAGES := redis-server chromium chromium-driver
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+# Node 22 from the npm registry, where the system's Node.js is older (devkit/system-deps.sh).
+export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(PATH)
 
 .PHONY: setup system-deps run up test unit lint bench chaos k8s-manifests proto proto-check \
-	proto-baseline fmt clean
+	proto-baseline fmt fresh-check clean
 
 setup: system-deps $(STAMP) $(NPM_STAMP) $(EXAMPLE_NPM_STAMP)
 
-# Debian packages the local stack runs: Redis (and Java 17 for DynamoDB Local); Chromium
-# for the browser tests of the results page (driven by Playwright, never `playwright install`).
+# What the stack and the tests need from the system (Debian packages; see the script).
 system-deps:
-	@missing=""; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v chromium >/dev/null || missing="$$missing chromium chromium-driver"; \
-	command -v java >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
-	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get install -y --no-install-recommends $$missing \
-	    || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; }; \
-	fi
+	@PYTHON=$(PYTHON) bash devkit/system-deps.sh
 
+# A virtual environment that cannot run pip (half made by an interrupted setup, or by a
+# Python without venv support) is made again rather than trusted.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,local,bench]"
 	touch $@
@@ -95,5 +87,12 @@ proto-check: $(STAMP)
 proto-baseline: $(STAMP)
 	$(BIN)/buf build -o proto/baseline.binpb
 
+# `make test` on a Debian root made from nothing (debootstrap), as a new user's machine;
+# by hand, as root: make fresh-check RELEASES="bookworm trixie".
+RELEASES ?= bookworm
+fresh-check:
+	bash devkit/fresh-check.sh $(RELEASES)
+
 clean:
-	rm -rf $(VENV) node_modules examples/node/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools node_modules examples/node/node_modules .pytest_cache .mypy_cache \
+	  .ruff_cache
