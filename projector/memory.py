@@ -152,9 +152,7 @@ class InMemoryReadModel:
     async def drained(self, poll_id: str) -> bool:
         meta = self.ns.meta.get(poll_id, {})
         partitions = int(meta.get("partitions", "0"))
-        return partitions > 0 and all(
-            meta.get(drained_field(p)) == "1" for p in range(partitions)
-        )
+        return partitions > 0 and all(meta.get(drained_field(p)) == "1" for p in range(partitions))
 
     async def live_counts(self, poll_id: str, options: list[str]) -> dict[str, int]:
         counts = self.ns.counts.get(poll_id, Counter())

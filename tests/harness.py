@@ -31,7 +31,7 @@ from devkit.tokens import TokenIssuer, load_private_key
 from voting import dynamodb, events
 from voting.config import Settings
 from voting.identity import VoterKeys
-from voting.kafka import KafkaClients, read_log
+from voting.kafka import KafkaClients, LogRecord, read_log
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
 from voting.tls import sync_channel
 from voting.v1 import (
@@ -45,19 +45,6 @@ from voting.v1 import (
 )
 
 _redis_dbs = itertools.cycle(range(1, 16))
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-    def event(self) -> events.Event:
-        return events.decode(self.value, self.headers)
 
 
 class Deployment:
@@ -230,13 +217,10 @@ class Deployment:
 
     # -- reading the stores ----------------------------------------------------------------
 
-    def read_topic(self, topic: str, *, partitions: int | None = None) -> list[Record]:
+    def read_topic(self, topic: str, *, partitions: int | None = None) -> list[LogRecord]:
         """Every record of ``topic`` up to the end of each partition (read_committed)."""
         count = partitions if partitions is not None else self._partitions(topic)
-        return [
-            Record(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
-            for r in read_log(self.kafka, topic, count, timeout_s=60)
-        ]
+        return read_log(self.kafka, topic, count, timeout_s=60)
 
     def _partitions(self, topic: str) -> int:
         t = self.settings.topics

@@ -57,7 +57,8 @@ class FakeMessage:
 class Log:
     """Records appended to topic partitions at consecutive offsets."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, start: int = 0) -> None:
+        self._start = start  # the first offset of every partition
         self._next: dict[tuple[str, int], int] = {}
         self.records: list[Message] = []
 
@@ -73,7 +74,7 @@ class Log:
         topic: str = RESULTS,
         partition: int = 0,
     ) -> Message:
-        offset = self._next.get((topic, partition), 0)
+        offset = self._next.get((topic, partition), self._start)
         self._next[(topic, partition)] = offset + 1
         msg = cast(Message, FakeMessage(topic, partition, offset, value, headers))
         self.records.append(msg)

@@ -370,6 +370,10 @@ class LogRecord:
     value: bytes | None
     headers: list[tuple[str, bytes]]
 
+    def event(self) -> events.Event:
+        """The event it holds (raises EventError if it holds none this version reads)."""
+        return events.decode(self.value, self.headers)
+
 
 def read_log(
     clients: KafkaClients, topic: str, partitions: int, *, timeout_s: float = 120.0

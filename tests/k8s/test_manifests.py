@@ -17,8 +17,7 @@ def test_manifests_are_a_fresh_render_of_the_chart() -> None:
         if on_disk().get(name) != manifest_files().get(name)
     }
     assert stale == set(), (
-        f"k8s/manifests/ differs from the chart in {sorted(stale)}: "
-        "run `make k8s-manifests`"
+        f"k8s/manifests/ differs from the chart in {sorted(stale)}: run `make k8s-manifests`"
     )
 
 

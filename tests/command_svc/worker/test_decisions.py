@@ -14,6 +14,7 @@ from command_svc.worker.errors import LedgerUnavailable
 from command_svc.worker.ledger import LedgerEntry
 from command_svc.worker.memory import InMemoryVoteLedger
 from command_svc.worker.partition import Batch, PartitionProcessor
+from tests.records import Log
 from voting import events
 from voting.config import Settings
 from voting.kafka import KafkaClients
@@ -22,35 +23,6 @@ from voting.v1 import events_pb2, vote_pb2
 pytestmark = pytest.mark.unit
 
 SETTINGS = Settings.from_env({})
-
-
-class Record:
-    """A record as the consumer hands it over (the parts a decision reads)."""
-
-    def __init__(self, event: events.Event, offset: int) -> None:
-        self._value, self._headers = events.encode(event)
-        self._offset = offset
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> Any:
-        return self._headers
-
-    def partition(self) -> int:
-        return 0
-
-    def topic(self) -> str:
-        return SETTINGS.topics.votes
-
-    def key(self) -> bytes | None:
-        return None
-
-    def error(self) -> None:
-        return None
 
 
 def vote(voter: str, vote_id: str, option: str = "a", poll: str = "p") -> events_pb2.VoteCast:
@@ -75,7 +47,10 @@ def processor() -> PartitionProcessor:
 def decide(
     proc: PartitionProcessor, ledger: Any, evts: Sequence[events.Event], *, timeout_s: float = 5
 ) -> Batch:
-    records: list[Any] = [Record(e, proc.next_offset + i) for i, e in enumerate(evts)]
+    log = Log(start=proc.next_offset)  # offsets carry on from where the processor is
+    for event in evts:
+        log.append(event, topic=SETTINGS.topics.votes)
+    records: list[Any] = log.records
     batch = asyncio.run(decide_and_record(proc, records, ledger, timeout_s=timeout_s))
     # As a commit would: the state moves on.
     proc.state.apply(batch.staged)
