@@ -125,6 +125,10 @@ class CommandHandler:
         stored, created = await self._store.create(poll)
         if not created and stored.create_request_id != request.request_id:
             raise PollAlreadyExists(request.poll_id)
+        if not created and not stored.same_definition(poll):
+            # One rule for every command: the same request id with other content is
+            # refused, never answered with the first acknowledgement.
+            raise RequestIdReused(request.request_id)
         if not stored.created_published:
             await self.publish_created(stored)
         self._cache.put(stored)

@@ -7,9 +7,11 @@ formed); field paths follow ``google.rpc.BadRequest`` conventions (``options[1].
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from voting.identity import OPTION_ID, POLL_ID, REQUEST_ID
 from voting.v1 import command_service_pb2 as cmd
+from voting.v1 import poll_pb2
 
 Violations = list[tuple[str, str]]
 
@@ -42,6 +44,31 @@ def _text(value: str, limit: int, name: str, out: Violations) -> None:
         out.append((name, "must not contain control characters"))
 
 
+# What a voter id may not hold: control and format characters (U+200B zero-width space,
+# U+202E right-to-left override: ids that look alike but differ, or that lie about their
+# order), surrogates, private-use and unassigned code points, and line or paragraph
+# separators. It must be in Unicode normalization form C, so that one visible id is one
+# byte string, and not start or end with white space.
+_NOT_IN_AN_ID = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+VOTER_ID_RULE = (
+    "1 to 128 characters of printable text in Unicode NFC, without control or format "
+    "characters (such as U+200B or U+202E) and not starting or ending with white space"
+)
+
+
+def voter_id(value: str, out: Violations, name: str = "voter_id") -> None:
+    if not value:
+        out.append((name, "required"))
+        return
+    if (
+        len(value) > MAX_VOTER_ID
+        or value != value.strip()
+        or unicodedata.normalize("NFC", value) != value
+        or any(unicodedata.category(c) in _NOT_IN_AN_ID for c in value)
+    ):
+        out.append((name, VOTER_ID_RULE))
+
+
 def poll_id(value: str, out: Violations, name: str = "poll_id") -> None:
     _id(
         value,
@@ -72,7 +99,7 @@ def cast_vote(request: cmd.CastVoteRequest, prefix: str = "") -> Violations:
     out: Violations = []
     request_id(request.request_id, out, required=False, name=f"{prefix}request_id")
     poll_id(request.poll_id, out, name=f"{prefix}poll_id")
-    _text(request.voter_id, MAX_VOTER_ID, f"{prefix}voter_id", out)
+    voter_id(request.voter_id, out, name=f"{prefix}voter_id")
     option_id(request.option_id, out, name=f"{prefix}option_id")
     return out
 
@@ -99,6 +126,9 @@ def create_poll(request: cmd.CreatePollRequest, now_s: int) -> Violations:
         if option.option_id in seen:
             out.append((f"options[{index}].option_id", "duplicate option id"))
         seen.add(option.option_id)
+    if request.visibility not in poll_pb2.Visibility.values():
+        # An unknown value must not fail open (be read as public).
+        out.append(("visibility", f"unknown value {request.visibility}"))
     opens = closes = None
     for name in ("opens_at", "closes_at"):
         if not request.HasField(name):

@@ -38,6 +38,17 @@ class PollModel:
     closed_published: bool = False
     visibility: str = PUBLIC
 
+    def same_definition(self, other: PollModel) -> bool:
+        """Whether ``other`` asks for this poll: same title, options, schedule and
+        visibility (status, times of creation and bookkeeping aside)."""
+        return (
+            self.title,
+            self.options,
+            self.opens_at_ms,
+            self.closes_at_ms,
+            self.visibility,
+        ) == (other.title, other.options, other.opens_at_ms, other.closes_at_ms, other.visibility)
+
     @property
     def private(self) -> bool:
         return self.visibility == PRIVATE
