@@ -14,7 +14,7 @@ from voting import status
 from voting.identity import POLL_ID
 from voting.tokens import AdminGate, InvalidToken, NotPermitted
 from voting.v1 import admin_service_pb2 as admin
-from voting.v1 import poll_pb2, results_pb2
+from voting.v1 import consistency_pb2, poll_pb2, results_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_DRAIN_WAIT_S = 30.0
@@ -70,16 +70,21 @@ class AdminService:
 
 
 def final_results(outcome: RecountOutcome) -> results_pb2.Results:
+    """The FINAL results as GetResults serves them: the same version, times, report and
+    watermark, so a client that orders snapshots by version keeps this one."""
+    final = outcome.final
     results = results_pb2.Results(
         poll_id=outcome.poll_id,
+        version=final.version,
         counts=[results_pb2.OptionCount(option_id=o, votes=n) for o, n in outcome.counts.items()],
         total=sum(outcome.counts.values()),
         final=True,
         status=poll_pb2.POLL_STATUS_CLOSED,
+        recount=final.report,
+        watermark=[
+            consistency_pb2.PartitionOffset(partition=p, offset=o)
+            for p, o in sorted(final.watermark.items())
+        ],
     )
-    results.recount.live_counts.extend(
-        results_pb2.OptionCount(option_id=o, votes=n) for o, n in outcome.live.items()
-    )
-    results.recount.live_total = sum(outcome.live.values())
-    results.recount.matched = outcome.matched
+    results.updated_at.FromMilliseconds(final.updated_at_ms)
     return results

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from projector.errors import GuardMismatch, PollNotClosed, ProjectorError
+from projector.ports import FinalState
 from projector.projection import Update
 from voting.readmodel import DEFAULT_NAMESPACE, Keys, VoteStatus, drained_field, guard_field
 from voting.v1 import poll_pb2, results_pb2, vote_pb2
@@ -174,6 +175,20 @@ class InMemoryReadModel:
         meta["updated_at"] = str(now_ms)
         self.ns.recount_reports[poll_id] = report.SerializeToString()
         return True, self._bump(poll_id, now_ms)
+
+    async def final_state(self, poll_id: str) -> FinalState:
+        meta = self.ns.meta.get(poll_id, {})
+        report = results_pb2.RecountReport()
+        report.ParseFromString(self.ns.recount_reports.get(poll_id, b""))
+        prefix = f"o:{self.log_id}:"
+        return FinalState(
+            version=int(meta.get("version", "0")),
+            updated_at_ms=int(meta.get("updated_at", "0")),
+            report=report,
+            watermark={
+                int(k[len(prefix) :]): int(v) for k, v in meta.items() if k.startswith(prefix)
+            },
+        )
 
 
 class InMemoryRecountSource:

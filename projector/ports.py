@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from projector.projection import Update
 from voting.readmodel import Keys
 from voting.v1 import results_pb2
+
+
+@dataclass(frozen=True)
+class FinalState:
+    version: int
+    updated_at_ms: int
+    report: results_pb2.RecountReport
+    watermark: dict[int, int] = field(default_factory=dict)  # partition -> last offset
 
 
 class ReadModel(Protocol):
@@ -73,6 +82,10 @@ class ReadModel(Protocol):
     ) -> tuple[bool, int]:
         """Replaces the live counts with ``counts`` and marks them FINAL; (False, version)
         if they already were. Either way the poll leaves ``closing``."""
+        ...
+
+    async def final_state(self, poll_id: str) -> FinalState:
+        """What FINAL results say besides their counts (the first recount's report)."""
         ...
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from projector.errors import NotDrained
 from projector.metrics import RECOUNT_MISMATCHES, RECOUNTS
-from projector.ports import ReadModel, RecountSource
+from projector.ports import FinalState, ReadModel, RecountSource
 from voting.v1 import results_pb2
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,10 @@ SHARD_CONCURRENCY = 16
 class RecountOutcome:
     poll_id: str
     counts: dict[str, int]
-    live: dict[str, int]
+    live: dict[str, int]  # the live count the first recount compared
     matched: bool
     finalized: bool  # False when the results were already final
+    final: FinalState  # version, times, report and watermark of the FINAL results
 
 
 class Recount:
@@ -90,7 +91,11 @@ class Recount:
                 "poll results are final",
                 extra={"poll_id": poll_id, "counts": counts, "matched": matched},
             )
-        return RecountOutcome(poll_id, counts, live, matched, finalized)
+        final = await self._model.final_state(poll_id)
+        if not finalized:  # a second run: the first one's comparison stands
+            live = {c.option_id: int(c.votes) for c in final.report.live_counts} or live
+            matched = final.report.matched
+        return RecountOutcome(poll_id, counts, live, matched, finalized, final)
 
     async def _count(self, poll_id: str, shards: int) -> Counter[str]:
         done = await self._source.saved_counts(poll_id)

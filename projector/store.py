@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
 from projector.errors import GuardMismatch, ProjectorError
+from projector.ports import FinalState
 from projector.projection import Update
 from voting import faults
 from voting.readmodel import (
@@ -226,6 +227,24 @@ class ReadModelWriter:
         )
         await self._redis.srem(self.keys.closing, poll_id)
         return bool(finalized), int(version)
+
+    async def final_state(self, poll_id: str) -> FinalState:
+        raw = await self._redis.hgetall(self.keys.meta(poll_id))
+        meta = {text(k): v for k, v in raw.items()}
+        report = results_pb2.RecountReport()
+        if "recount" in meta:
+            report.ParseFromString(as_bytes(meta["recount"]))
+        prefix = f"o:{self.log_id}:"
+        return FinalState(
+            version=int(text(meta.get("version")) or "0"),
+            updated_at_ms=int(text(meta.get("updated_at")) or "0"),
+            report=report,
+            watermark={
+                int(name[len(prefix) :]): int(text(value))
+                for name, value in meta.items()
+                if self.log_id and name.startswith(prefix)
+            },
+        )
 
 
 def _now_ms() -> int:

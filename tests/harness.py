@@ -38,6 +38,7 @@ from voting.v1 import (
     command_service_pb2 as cmd,
 )
 from voting.v1 import (
+    admin_service_pb2_grpc,
     command_service_pb2_grpc,
     events_pb2,
     poll_pb2,
@@ -189,6 +190,10 @@ class Deployment:
     @property
     def queries(self) -> Any:
         return query_service_pb2_grpc.QueryServiceStub(self.channel("query"))
+
+    @property
+    def admin(self) -> Any:
+        return admin_service_pb2_grpc.AdminServiceStub(self.channel("projector"))
 
     def create_poll(
         self, poll_id: str | None = None, options: Iterable[str] = ("a", "b", "c"), **kw: Any

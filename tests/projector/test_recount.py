@@ -11,6 +11,7 @@ import pytest
 
 from tests.harness import Deployment, VoteLoad, first_votes, wait_until
 from voting import dynamodb
+from voting.v1 import admin_service_pb2 as admin
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import query_service_pb2 as q
 
@@ -90,6 +91,15 @@ def test_a_corrupted_counter_is_detected_and_repaired_and_a_second_recount_chang
     assert f"{truth['b']:>12}" in again.stdout
     after = running.queries.GetResults(q.GetResultsRequest(poll_id=poll_id), timeout=10).results
     assert after == results
+
+    # RecountPoll answers the FINAL results as GetResults serves them, so a client that
+    # keeps only increasing versions keeps this one too.
+    recounted = running.admin.RecountPoll(
+        admin.RecountPollRequest(poll_id=poll_id), timeout=60, metadata=running.admin_metadata()
+    ).results
+    assert recounted == results
+    assert recounted.version > 0 and recounted.updated_at.ToMilliseconds() > 0
+    assert recounted.recount.recounted_at.ToMilliseconds() > 0 and recounted.watermark
 
 
 def test_the_sweep_recounts_a_closed_poll_whose_final_tally_is_missing(
