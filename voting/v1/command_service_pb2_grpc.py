@@ -27,8 +27,15 @@ if _version_not_supported:
 
 class CommandServiceStub:
     """CommandService is the write side. Every RPC validates its command (structure,
-    business rules, authorization, idempotency, in that order), appends an event, and
-    answers with an acknowledgement only: it never returns read-model data.
+    authorization, idempotency, business rules and rate limits, in that order), appends
+    an event, and answers with an acknowledgement only: it never returns read-model data.
+
+    Request ids: a CastVote's is scoped by its poll and voter, a CreatePoll's and a
+    ClosePoll's by their poll. A retry with the same request id gets the first answer;
+    the same request id with other content is FAILED_PRECONDITION (REQUEST_ID_REUSED).
+
+    Deadlines: every command must be sent with one (production refuses a call without
+    one with INVALID_ARGUMENT; the local stack allows it, VOTING_REQUIRE_DEADLINE=false).
 
     Errors carry `google.rpc` details in the `grpc-status-details-bin` trailer:
     INVALID_ARGUMENT     BadRequest with one FieldViolation per bad field
@@ -71,8 +78,15 @@ class CommandServiceStub:
 
 class CommandServiceServicer:
     """CommandService is the write side. Every RPC validates its command (structure,
-    business rules, authorization, idempotency, in that order), appends an event, and
-    answers with an acknowledgement only: it never returns read-model data.
+    authorization, idempotency, business rules and rate limits, in that order), appends
+    an event, and answers with an acknowledgement only: it never returns read-model data.
+
+    Request ids: a CastVote's is scoped by its poll and voter, a CreatePoll's and a
+    ClosePoll's by their poll. A retry with the same request id gets the first answer;
+    the same request id with other content is FAILED_PRECONDITION (REQUEST_ID_REUSED).
+
+    Deadlines: every command must be sent with one (production refuses a call without
+    one with INVALID_ARGUMENT; the local stack allows it, VOTING_REQUIRE_DEADLINE=false).
 
     Errors carry `google.rpc` details in the `grpc-status-details-bin` trailer:
     INVALID_ARGUMENT     BadRequest with one FieldViolation per bad field
@@ -150,8 +164,15 @@ def add_CommandServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CommandService:
     """CommandService is the write side. Every RPC validates its command (structure,
-    business rules, authorization, idempotency, in that order), appends an event, and
-    answers with an acknowledgement only: it never returns read-model data.
+    authorization, idempotency, business rules and rate limits, in that order), appends
+    an event, and answers with an acknowledgement only: it never returns read-model data.
+
+    Request ids: a CastVote's is scoped by its poll and voter, a CreatePoll's and a
+    ClosePoll's by their poll. A retry with the same request id gets the first answer;
+    the same request id with other content is FAILED_PRECONDITION (REQUEST_ID_REUSED).
+
+    Deadlines: every command must be sent with one (production refuses a call without
+    one with INVALID_ARGUMENT; the local stack allows it, VOTING_REQUIRE_DEADLINE=false).
 
     Errors carry `google.rpc` details in the `grpc-status-details-bin` trailer:
     INVALID_ARGUMENT     BadRequest with one FieldViolation per bad field

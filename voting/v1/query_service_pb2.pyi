@@ -82,17 +82,21 @@ class GetVoteStatusRequest(_message.Message):
     def __init__(self, poll_id: _Optional[str] = ..., vote_id: _Optional[str] = ..., consistency_token: _Optional[_Union[_consistency_pb2.ConsistencyToken, _Mapping]] = ..., receipt: _Optional[_Union[_vote_pb2.VoteReceipt, _Mapping]] = ...) -> None: ...
 
 class GetVoteStatusResponse(_message.Message):
-    __slots__ = ("vote_id", "state", "reason", "decided_at", "option_id", "counted_as_cast")
+    __slots__ = ("vote_id", "state", "reason", "decided_at", "option_id", "counted_as_cast", "poll_id", "counted_vote_id")
     VOTE_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     OPTION_ID_FIELD_NUMBER: _ClassVar[int]
     COUNTED_AS_CAST_FIELD_NUMBER: _ClassVar[int]
+    POLL_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNTED_VOTE_ID_FIELD_NUMBER: _ClassVar[int]
     vote_id: str
     state: _vote_pb2.VoteState
     reason: _vote_pb2.RejectReason
     decided_at: _timestamp_pb2.Timestamp
     option_id: str
     counted_as_cast: bool
-    def __init__(self, vote_id: _Optional[str] = ..., state: _Optional[_Union[_vote_pb2.VoteState, str]] = ..., reason: _Optional[_Union[_vote_pb2.RejectReason, str]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., option_id: _Optional[str] = ..., counted_as_cast: _Optional[bool] = ...) -> None: ...
+    poll_id: str
+    counted_vote_id: str
+    def __init__(self, vote_id: _Optional[str] = ..., state: _Optional[_Union[_vote_pb2.VoteState, str]] = ..., reason: _Optional[_Union[_vote_pb2.RejectReason, str]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., option_id: _Optional[str] = ..., counted_as_cast: _Optional[bool] = ..., poll_id: _Optional[str] = ..., counted_vote_id: _Optional[str] = ...) -> None: ...

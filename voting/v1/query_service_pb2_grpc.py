@@ -32,6 +32,14 @@ class QueryServiceStub:
 
     When the read model's store is unreachable, unary queries fail fast with UNAVAILABLE
     and open WatchResults streams keep their last snapshot until it returns.
+
+    Every RPC verifies a bearer token when one is sent (`authorization: Bearer <token>`,
+    once): a bad, expired or repeated one is UNAUTHENTICATED, never read as anonymous.
+    A private poll, its results and its votes need a token whose scope covers the poll.
+
+    Deadlines: none is required. A wait for a ConsistencyToken ends at the call's
+    deadline or at the server's own bound (VOTING_CONSISTENCY_WAIT_MAX_S, 30 s by
+    default), whichever comes first.
     """
 
     def __init__(self, channel):
@@ -74,17 +82,28 @@ class QueryServiceServicer:
 
     When the read model's store is unreachable, unary queries fail fast with UNAVAILABLE
     and open WatchResults streams keep their last snapshot until it returns.
+
+    Every RPC verifies a bearer token when one is sent (`authorization: Bearer <token>`,
+    once): a bad, expired or repeated one is UNAUTHENTICATED, never read as anonymous.
+    A private poll, its results and its votes need a token whose scope covers the poll.
+
+    Deadlines: none is required. A wait for a ConsistencyToken ends at the call's
+    deadline or at the server's own bound (VOTING_CONSISTENCY_WAIT_MAX_S, 30 s by
+    default), whichever comes first.
     """
 
     def GetPoll(self, request, context):
-        """Returns one poll.
+        """Returns one poll. Right after CreatePoll the read model may not have it yet: the
+        poll is then served from the source of truth (read-your-writes for CreatePoll).
+        A private poll needs a token whose scope covers it (as its results do).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPolls(self, request, context):
-        """Lists polls, newest first, a page at a time.
+        """Lists polls, newest first, a page at a time. Private polls the caller may not read
+        are left out.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,6 +175,14 @@ class QueryService:
 
     When the read model's store is unreachable, unary queries fail fast with UNAVAILABLE
     and open WatchResults streams keep their last snapshot until it returns.
+
+    Every RPC verifies a bearer token when one is sent (`authorization: Bearer <token>`,
+    once): a bad, expired or repeated one is UNAUTHENTICATED, never read as anonymous.
+    A private poll, its results and its votes need a token whose scope covers the poll.
+
+    Deadlines: none is required. A wait for a ConsistencyToken ends at the call's
+    deadline or at the server's own bound (VOTING_CONSISTENCY_WAIT_MAX_S, 30 s by
+    default), whichever comes first.
     """
 
     @staticmethod
