@@ -59,10 +59,10 @@ class JwtAuthorizer:
         self._verifier = verifier
 
     def authenticate(self, metadata: Metadata) -> Principal:
-        token = bearer(metadata)
-        if token is None:
-            raise Unauthenticated("MISSING_TOKEN", "send `authorization: Bearer <token>` metadata")
         try:
+            token = bearer(metadata)
+            if token is None:
+                raise InvalidToken("MISSING_TOKEN", "send `authorization: Bearer <token>` metadata")
             claims = self._verifier.verify(token)
         except InvalidToken as exc:
             raise Unauthenticated(exc.reason, str(exc)) from exc

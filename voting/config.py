@@ -289,6 +289,12 @@ class QuerySettings:
     max_updates_per_second: float = setting(
         "VOTING_WATCH_MAX_UPDATES_PER_S", 10.0, "Most WatchResults updates per poll per second."
     )
+    consistency_wait_max_s: float = setting(
+        "VOTING_CONSISTENCY_WAIT_MAX_S",
+        30.0,
+        "Longest a query waits for a ConsistencyToken's position, whatever the call's "
+        "deadline (none included); then DEADLINE_EXCEEDED (or PENDING for a vote's status).",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -363,6 +369,12 @@ class AuthSettings:
     )
     jwt_issuer: str = setting("VOTING_JWT_ISSUER", "voting", "Required `iss` of tokens.")
     jwt_audience: str = setting("VOTING_JWT_AUDIENCE", "voting", "Required `aud` of tokens.")
+    jwt_leeway_s: float = setting(
+        "VOTING_JWT_LEEWAY_S",
+        30.0,
+        "Clock skew allowed when checking a token's `exp` and `iat`: a token is accepted up "
+        "to this long after it expires.",
+    )
     require_deadline: bool = setting(
         "VOTING_REQUIRE_DEADLINE",
         True,

@@ -79,7 +79,10 @@ class TokenVerifier:
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> TokenVerifier:
         return cls(
-            load_public_keys(settings), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            load_public_keys(settings),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway_s=settings.jwt_leeway_s,
         )
 
     def verify(self, token: str) -> Claims:
@@ -148,14 +151,22 @@ def verifier_for(auth: AuthSettings, security: SecuritySettings) -> TokenVerifie
 
 
 def bearer(metadata: Any) -> str | None:
-    """The token of an ``authorization: Bearer <token>`` metadata entry, if any."""
-    for key, value in metadata or ():
-        if key == "authorization":
-            text = value.decode() if isinstance(value, bytes) else str(value)
-            scheme, _, token = text.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
+    """The token of the call's ``authorization: Bearer <token>`` entry; None without one.
+
+    Raises InvalidToken for an entry that is not a bearer token, and for more than one
+    entry: which of two tokens counts must never depend on an implementation's choice.
+    """
+    found = [value for key, value in metadata or () if key == "authorization"]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise InvalidToken("REPEATED_AUTHORIZATION", "send one `authorization` entry, not several")
+    value = found[0]
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    scheme, _, token = text.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("MALFORMED_AUTHORIZATION", "`authorization` must be `Bearer <token>`")
+    return token.strip()
 
 
 class NotPermitted(VotingError):

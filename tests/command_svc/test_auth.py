@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -111,7 +112,26 @@ def test_tokens_that_must_be_refused(secured: Deployment, poll: str) -> None:
 
         got, rich = refusal(call)
         assert (got, reason_of(rich)) == (code, reason), name
+    eve = secured.bearer(secured.token("eve", "vote:*"))
+    for metadata, reason in (
+        (eve + secured.bearer(secured.token("eve", "vote:*")), "REPEATED_AUTHORIZATION"),
+        (eve + eve, "REPEATED_AUTHORIZATION"),
+        ([("authorization", "Basic ZXZlOnB3")], "MALFORMED_AUTHORIZATION"),
+    ):
+        for rpc in ("CastVote", "CastVotes", "ClosePoll"):
+            got, rich = refusal(partial(send, secured, rpc, poll, metadata))
+            assert (got, reason_of(rich)) == (grpc.StatusCode.UNAUTHENTICATED, reason), rpc
     assert appended(secured) == before
+
+
+def send(d: Deployment, rpc: str, poll: str, metadata: list[tuple[str, str]]) -> Any:
+    if rpc == "CastVote":
+        return d.commands.CastVote(vote(poll, "eve"), timeout=10, metadata=metadata)
+    if rpc == "CastVotes":
+        batch = cmd.CastVotesRequest(requests=[vote(poll, "eve")])
+        return d.commands.CastVotes(batch, timeout=10, metadata=metadata)
+    close = cmd.ClosePollRequest(request_id="close-bad-auth", poll_id=poll)
+    return d.commands.ClosePoll(close, timeout=10, metadata=metadata)
 
 
 def test_admin_commands_need_the_admin_scope(secured: Deployment, poll: str) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -159,9 +160,37 @@ def test_no_keys_is_a_configuration_error() -> None:
 def test_bearer_metadata() -> None:
     assert bearer([("authorization", "Bearer abc")]) == "abc"
     assert bearer([("authorization", b"bearer  xyz ")]) == "xyz"
-    assert bearer([("authorization", "Basic abc")]) is None
     assert bearer([("x-other", "Bearer abc")]) is None
     assert bearer(None) is None
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ([("authorization", "Basic abc")], "MALFORMED_AUTHORIZATION"),
+        ([("authorization", "Bearer")], "MALFORMED_AUTHORIZATION"),
+        ([("authorization", "Bearer a"), ("authorization", "Bearer b")], "REPEATED_AUTHORIZATION"),
+        ([("authorization", "Bearer a"), ("authorization", "Bearer a")], "REPEATED_AUTHORIZATION"),
+    ],
+)
+def test_an_authorization_that_is_not_one_bearer_token_is_refused_not_ignored(
+    metadata: list[tuple[str, str]], reason: str
+) -> None:
+    with pytest.raises(InvalidToken) as refused:
+        bearer(metadata)
+    assert refused.value.reason == reason
+
+
+def test_the_expiry_leeway_is_a_setting(
+    keys: tuple[TokenIssuer, TokenVerifier, AuthSettings],
+) -> None:
+    issuer, _, auth = keys
+    assert auth.jwt_leeway_s == 30.0
+    expired = issuer.issue("ada", ["vote:*"], ttl_s=-5)
+    strict = TokenVerifier.from_settings(replace(auth, jwt_leeway_s=0.0))
+    assert reason(strict, expired) == "TOKEN_EXPIRED"
+    lenient = TokenVerifier.from_settings(replace(auth, jwt_leeway_s=60.0))
+    assert lenient.verify(expired).subject == "ada"
 
 
 def test_the_admin_gate(keys: tuple[TokenIssuer, TokenVerifier, AuthSettings]) -> None:
