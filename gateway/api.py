@@ -81,7 +81,9 @@ class Gateway:
             return _error(400, "INVALID_ARGUMENT", "page_size: a number")
         try:
             reply = await self.client.list_polls(
-                page_size=page_size, page_token=request.query.get("page_token", "")
+                page_size=page_size,
+                page_token=request.query.get("page_token", ""),
+                authorization=_auth(request),
             )
         except UpstreamError as exc:
             return _refused(exc)

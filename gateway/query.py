@@ -57,9 +57,14 @@ class QueryClient:
         poll: poll_pb2.Poll = reply.poll
         return poll
 
-    async def list_polls(self, *, page_size: int, page_token: str) -> q.ListPollsResponse:
+    async def list_polls(
+        self, *, page_size: int, page_token: str, authorization: str | None = None
+    ) -> q.ListPollsResponse:
+        """A page of the polls the browser behind ``authorization`` may see."""
         request = q.ListPollsRequest(page_size=page_size, page_token=page_token)
-        reply: q.ListPollsResponse = await self._unary(self._queries.ListPolls, request)
+        reply: q.ListPollsResponse = await self._unary(
+            self._queries.ListPolls, request, authorization
+        )
         return reply
 
     async def results(self, poll_id: str, authorization: str | None = None) -> results_pb2.Results:

@@ -105,6 +105,7 @@ def fold(records: list[Message], guards: dict[tuple[str, int], int], *, polls_to
                         option_id=event.option_id,
                         decided_at_ms=event.occurred_at.ToMilliseconds(),
                         voter_key=event.voter_key,
+                        poll_id=event.poll_id,
                     ),
                 )
             )
@@ -120,6 +121,7 @@ def fold(records: list[Message], guards: dict[tuple[str, int], int], *, polls_to
                             accepted_vote_id=event.accepted_vote_id,
                             decided_at_ms=event.occurred_at.ToMilliseconds(),
                             voter_key=event.voter_key,
+                            poll_id=event.poll_id,
                         ),
                     )
                 )

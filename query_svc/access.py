@@ -1,18 +1,20 @@
 """Who may read what on the query side.
 
-Polls are public or private. A private poll's results (GetResults, WatchResults) need a
-token whose scope covers the poll (``read:<poll>``, ``read:*``, ``vote:<poll>``, ``vote:*``
-or ``admin``). A vote's status is told only to its voter (the token's subject, hashed
+Every RPC verifies the caller's token first, when one is sent. Polls are public or
+private. A private poll (GetPoll, ListPolls) and its results (GetResults, WatchResults)
+need a token whose scope covers the poll (``read:<poll>``, ``read:*``, ``vote:<poll>``,
+``vote:*`` or ``admin``). A vote's status is told only to its voter (the token's subject, hashed
 with the voter-key secret, must equal the vote's voter key) or to an admin.
 
 Whether a poll is private is read from the source of truth, the DynamoDB ``polls`` table
-(cached for VOTING_POLL_CACHE_TTL_S), never from the read model: the read model is a
-projection anyone with Redis access could alter, so it decides nothing about access.
+(cached for VOTING_POLL_CACHE_TTL_S), not from the read model: the read model is a
+projection anyone with Redis access could alter, so it may hide a poll but never opens one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Sequence
 
 from query_svc.errors import ReadModelUnavailable
 from voting.config import AuthSettings, SecuritySettings
@@ -20,6 +22,7 @@ from voting.errors import InfrastructureError, PermissionDenied, Unauthenticated
 from voting.identity import VoterKeys
 from voting.polls import PollCache
 from voting.tokens import Claims, InvalidToken, TokenVerifier, bearer, verifier_for
+from voting.v1 import poll_pb2
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -46,38 +49,63 @@ class Access:
             voter_keys=VoterKeys.from_settings(security),
         )
 
+    @property
+    def checks_tokens(self) -> bool:
+        return self._verifier is not None
+
     def caller(self, metadata: Metadata) -> Claims | None:
-        """The caller's verified claims; None without a token. A bad token is refused even
-        where none is needed: it is never silently read as anonymous."""
-        token = bearer(metadata)
-        if token is None or self._verifier is None:
+        """The caller's verified claims; None without a token. Every RPC calls this first:
+        a bad, expired or repeated token is refused even where none is needed, never
+        silently read as anonymous."""
+        if self._verifier is None:
             return None
         try:
-            return self._verifier.verify(token)
+            token = bearer(metadata)
+            return None if token is None else self._verifier.verify(token)
         except InvalidToken as exc:
             raise Unauthenticated(exc.reason, str(exc)) from exc
 
-    async def check_results(self, poll_id: str, metadata: Metadata) -> None:
-        if self._verifier is None:
-            return
-        claims = self.caller(metadata)
+    async def _private(self, poll_id: str) -> bool | None:
+        """Whether the source of truth says the poll is private; None if it is unknown."""
         try:
             poll = await self._polls.get(poll_id)
         except InfrastructureError as exc:
             raise ReadModelUnavailable(str(exc)) from exc
-        if poll is None or not poll.private:
+        return None if poll is None else poll.private
+
+    @staticmethod
+    def _in_scope(claims: Claims | None, poll_id: str) -> bool:
+        return claims is not None and (claims.may("read", poll_id) or claims.may("vote", poll_id))
+
+    async def check_poll(self, poll_id: str, claims: Claims | None) -> None:
+        """A private poll (its definition, results and live stream) is shown only to a
+        caller whose scope covers it."""
+        if self._verifier is None or self._in_scope(claims, poll_id):
+            return
+        if not await self._private(poll_id):
             return
         if claims is None:
             raise Unauthenticated("MISSING_TOKEN", "this poll is private: send a bearer token")
-        if not (claims.may("read", poll_id) or claims.may("vote", poll_id)):
-            raise PermissionDenied(
-                "POLL_NOT_IN_SCOPE", f"the token's scope does not cover poll {poll_id!r}"
-            )
+        raise PermissionDenied(
+            "POLL_NOT_IN_SCOPE", f"the token's scope does not cover poll {poll_id!r}"
+        )
 
-    def check_vote_owner(self, metadata: Metadata, voter_key: str) -> None:
+    async def visible(self, polls: Sequence[poll_pb2.Poll], claims: Claims | None) -> list[bool]:
+        """Which of ``polls`` (from the read model) the caller may see. A poll is hidden
+        when either the read model or the source of truth says it is private: the read
+        model alone never opens access."""
+        if self._verifier is None:
+            return [True] * len(polls)
+        private = await asyncio.gather(*(self._private(p.poll_id) for p in polls))
+        return [
+            self._in_scope(claims, poll.poll_id)
+            or (poll.visibility != poll_pb2.VISIBILITY_PRIVATE and not hidden)
+            for poll, hidden in zip(polls, private, strict=True)
+        ]
+
+    def check_vote_owner(self, claims: Claims | None, voter_key: str) -> None:
         if self._verifier is None:
             return
-        claims = self.caller(metadata)
         if claims is None:
             raise Unauthenticated(
                 "MISSING_TOKEN", "a vote's status is told to its voter: send a bearer token"

@@ -40,6 +40,9 @@ async def serve(settings: Settings) -> None:
             hub,
             access=Access.from_settings(settings.auth, settings.security, polls=polls),
             receipts=ReceiptVerifier.from_settings(settings.receipts),
+            polls=polls,
+            partitions=settings.topics.partitions,
+            max_wait_s=settings.query.consistency_wait_max_s,
         )
         server = GrpcServer(
             listen=settings.query.listen,

@@ -7,6 +7,7 @@
         ├── InvalidQuery          INVALID_ARGUMENT    BadRequest
         ├── VoteNotFound          NOT_FOUND           ResourceInfo
         ├── NotYetConsistent      DEADLINE_EXCEEDED   the token's position was not reached
+        ├── VersionOutOfRange     OUT_OF_RANGE        a resume version no replica sent
         ├── ReadModelUnavailable  UNAVAILABLE         RetryInfo (also: the polls table)
         └── ShuttingDown          UNAVAILABLE         RetryInfo: reconnect elsewhere
 """
@@ -47,6 +48,11 @@ class VoteNotFound(QueryError):
 class NotYetConsistent(QueryError):
     def status(self) -> status_pb2.Status:
         return status.make(grpc.StatusCode.DEADLINE_EXCEEDED, str(self))
+
+
+class VersionOutOfRange(QueryError):
+    def status(self) -> status_pb2.Status:
+        return status.make(grpc.StatusCode.OUT_OF_RANGE, str(self))
 
 
 class ReadModelUnavailable(QueryError):

@@ -162,11 +162,16 @@ class PollCache:
         self._entries: dict[str, _Entry] = {}
         self._loading: dict[str, asyncio.Future[PollModel | None]] = {}
 
-    async def get(self, poll_id: str) -> PollModel | None:
+    async def get(self, poll_id: str, *, recheck_unknown: bool = False) -> PollModel | None:
+        """The poll, or None if the store does not have it. ``recheck_unknown`` reads a
+        poll cached as unknown again (one read shared by concurrent callers): a poll
+        created a moment ago is then found."""
         entry = self._entries.get(poll_id)
         now = time.monotonic()
-        if entry is not None and (
-            entry.fresh_until > now or (entry.retry_at > now and entry.stale_until > now)
+        if (
+            entry is not None
+            and not (recheck_unknown and entry.poll is None)
+            and (entry.fresh_until > now or (entry.retry_at > now and entry.stale_until > now))
         ):
             return entry.poll
         try:

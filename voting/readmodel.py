@@ -87,6 +87,7 @@ class VoteStatus:
     accepted_vote_id: str = ""
     decided_at_ms: int = 0
     voter_key: str = ""
+    poll_id: str = ""  # empty in statuses written before they named their poll
 
     def encode(self) -> bytes:
         fields = (
@@ -96,6 +97,7 @@ class VoteStatus:
             self.accepted_vote_id,
             self.decided_at_ms,
             self.voter_key,
+            self.poll_id,
         )
         return "|".join(map(str, fields)).encode()
 
@@ -103,7 +105,8 @@ class VoteStatus:
     def decode(cls, raw: bytes) -> VoteStatus:
         state, reason, option_id, accepted, decided, *rest = raw.decode().split("|")
         voter_key = rest[0] if rest else ""
-        return cls(int(state), int(reason), option_id, accepted, int(decided), voter_key)
+        poll_id = rest[1] if len(rest) > 1 else ""
+        return cls(int(state), int(reason), option_id, accepted, int(decided), voter_key, poll_id)
 
 
 def change_message(poll_id: str, version: int) -> bytes:

@@ -46,7 +46,12 @@ def test_an_accepted_vote_gets_an_accepted_status() -> None:
     update = fold(log.records, {}, polls_topic=POLLS)
 
     assert update.statuses == [
-        ("v-1", VoteStatus(vote_pb2.VOTE_STATE_ACCEPTED, option_id="yes", decided_at_ms=2_500))
+        (
+            "v-1",
+            VoteStatus(
+                vote_pb2.VOTE_STATE_ACCEPTED, option_id="yes", decided_at_ms=2_500, poll_id="p"
+            ),
+        )
     ]
 
 
@@ -119,6 +124,7 @@ def test_a_duplicate_rejection_gets_a_rejected_status_and_no_count() -> None:
                 reason=vote_pb2.REJECT_REASON_DUPLICATE,
                 accepted_vote_id="v-1",
                 decided_at_ms=3_000,
+                poll_id="p",
             ),
         )
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -11,16 +12,18 @@ import pytest
 from devkit.stack.stack import Stack
 from tests.harness import Deployment, wait_until
 from voting.v1 import command_service_pb2 as cmd
+from voting.v1 import consistency_pb2, poll_pb2, vote_pb2
 from voting.v1 import query_service_pb2 as q
-from voting.v1 import vote_pb2
 
 pytestmark = pytest.mark.slow
+
+WAIT_MAX_S = 2.0
 
 
 @pytest.fixture(scope="module")
 def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     d = Deployment(infra, tmp_path_factory.mktemp("queries"))
-    d.start()
+    d.start(env={"VOTING_CONSISTENCY_WAIT_MAX_S": str(WAIT_MAX_S)})
     yield d
     d.stop()
 
@@ -119,6 +122,18 @@ def test_vote_status_accepted_duplicate_and_unknown(system: Deployment) -> None:
     )
     assert rejected.state == vote_pb2.VOTE_STATE_REJECTED
     assert rejected.reason == vote_pb2.REJECT_REASON_DUPLICATE
+    # The reply names its poll and, for a duplicate, the vote that was counted.
+    assert (accepted.poll_id, rejected.poll_id) == (poll_id, poll_id)
+    assert rejected.counted_vote_id == first.vote_id
+    assert not accepted.counted_vote_id
+    # A real vote id asked for under another poll (real or not) is not that poll's vote.
+    other = system.create_poll()
+    for elsewhere in (other, "no-such-poll"):
+        ask = q.GetVoteStatusRequest(poll_id=elsewhere, vote_id=first.vote_id)
+        assert (
+            code_of(partial(system.queries.GetVoteStatus, ask, timeout=5))
+            == grpc.StatusCode.NOT_FOUND
+        )
     unknown = q.GetVoteStatusRequest(
         poll_id=poll_id, vote_id="00000000-0000-8000-8000-000000000000"
     )
@@ -156,3 +171,109 @@ def test_a_token_not_reached_in_time_gives_pending_or_deadline(
         )
     finally:
         system.restart("worker")
+
+
+def test_a_token_for_a_partition_the_log_does_not_have_is_refused_at_once(
+    system: Deployment,
+) -> None:
+    poll_id = system.create_poll()
+    reply = system.commands.CastVote(
+        cmd.CastVoteRequest(poll_id=poll_id, voter_id="tok", option_id="a"), timeout=10
+    )
+    token = consistency_pb2.ConsistencyToken()
+    token.CopyFrom(reply.consistency_token)
+    token.position.partition = system.settings.topics.partitions  # one past the last
+    # Deadlines far longer than the server's own bound: only a refusal answers in time.
+    for call in (
+        lambda: system.queries.GetResults(
+            q.GetResultsRequest(poll_id=poll_id, consistency_token=token), timeout=30
+        ),
+        lambda: system.queries.GetVoteStatus(
+            q.GetVoteStatusRequest(poll_id=poll_id, vote_id=reply.vote_id, consistency_token=token),
+            timeout=30,
+        ),
+    ):
+        assert code_of(call) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_wait_without_a_deadline_ends_at_the_servers_bound(system: Deployment) -> None:
+    poll_id = system.create_poll()
+    reply = system.commands.CastVote(
+        cmd.CastVoteRequest(poll_id=poll_id, voter_id="far", option_id="a"), timeout=10
+    )
+    token = consistency_pb2.ConsistencyToken()
+    token.CopyFrom(reply.consistency_token)
+    token.position.offset = 2**62  # a position the log will not reach
+    pending = system.queries.GetResults.future(
+        q.GetResultsRequest(poll_id=poll_id, consistency_token=token)  # no deadline
+    )
+    try:
+        error = pending.exception(timeout=WAIT_MAX_S + 8)
+    except grpc.FutureTimeoutError:
+        pending.cancel()
+        pytest.fail("a wait without a deadline was not ended by the server")
+    assert isinstance(error, grpc.RpcError)
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    status = system.queries.GetVoteStatus.future(
+        q.GetVoteStatusRequest(poll_id=poll_id, vote_id=reply.vote_id, consistency_token=token)
+    )
+    # Known at once if the decision is already applied; PENDING at the bound otherwise.
+    assert status.result(timeout=WAIT_MAX_S + 8).state in (
+        vote_pb2.VOTE_STATE_ACCEPTED,
+        vote_pb2.VOTE_STATE_PENDING,
+    )
+
+
+def test_get_poll_right_after_create_poll_is_served_from_the_source_of_truth(
+    system: Deployment,
+) -> None:
+    system.kill("projector")  # the read model will not learn of the new poll meanwhile
+    try:
+        unknown = q.GetPollRequest(poll_id="made-a-moment-later")
+        assert (
+            code_of(lambda: system.queries.GetPoll(unknown, timeout=5)) == grpc.StatusCode.NOT_FOUND
+        )
+        system.create_poll("made-a-moment-later")
+        poll = system.queries.GetPoll(unknown, timeout=5).poll
+        assert poll.poll_id == "made-a-moment-later"
+        assert [o.option_id for o in poll.options] == ["a", "b", "c"]
+        assert poll.status == poll_pb2.POLL_STATUS_OPEN
+        assert not system.redis.exists(system.keys.poll("made-a-moment-later"))
+    finally:
+        system.restart("projector")
+
+
+def test_resuming_a_watch_at_or_past_the_final_version_and_from_the_future(
+    system: Deployment,
+) -> None:
+    poll_id = system.create_poll()
+    system.commands.CastVote(
+        cmd.CastVoteRequest(poll_id=poll_id, voter_id="res", option_id="a"), timeout=10
+    )
+    wait_until(lambda: system.redis_counts(poll_id).get("a") == 1, timeout_s=30, what="the vote")
+    watch = system.queries.WatchResults
+    current = next(watch(q.WatchResultsRequest(poll_id=poll_id), timeout=10)).results
+    # A version this service never sent (from the future) is refused at once.
+    future = q.WatchResultsRequest(poll_id=poll_id, after_version=current.version + 3_600_000)
+    assert code_of(lambda: next(watch(future, timeout=30))) == grpc.StatusCode.OUT_OF_RANGE
+    # At the current version of an open poll, the stream waits for the next change.
+    resumed = watch(
+        q.WatchResultsRequest(poll_id=poll_id, after_version=current.version), timeout=30
+    )
+    system.commands.CastVote(
+        cmd.CastVoteRequest(poll_id=poll_id, voter_id="res-2", option_id="b"), timeout=10
+    )
+    newer = next(resumed).results
+    assert newer.version > current.version
+    resumed.cancel()
+    system.commands.ClosePoll(
+        cmd.ClosePollRequest(request_id=f"close-{poll_id}", poll_id=poll_id), timeout=30
+    )
+    final = next(
+        r.results
+        for r in watch(q.WatchResultsRequest(poll_id=poll_id), timeout=120)
+        if r.results.final
+    )
+    for after in (final.version, final.version + 1):
+        ended = list(watch(q.WatchResultsRequest(poll_id=poll_id, after_version=after), timeout=10))
+        assert ended == [], "a client holding the FINAL snapshot gets an empty, OK stream"
