@@ -23,13 +23,12 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
 from voting import status
 from voting.config import ServerSettings, TlsSettings
 from voting.errors import ConfigError
+from voting.introspection import Health, enable_reflection
 from voting.tls import server_credentials
 
 log = logging.getLogger(__name__)
@@ -229,7 +228,7 @@ class GrpcServer:
         self.settings = settings
         self.tls = tls
         self.services = list(services)
-        self.health = HealthServicer()
+        self.health = Health()
         self._on_drain = on_drain
         self._on_stop = on_stop
         self._server: grpc.aio.Server | None = None
@@ -246,14 +245,7 @@ class GrpcServer:
         for service in self.services:
             service.register(server)
         names = [s.name for s in self.services]
-        reflection.enable_server_reflection(
-            [
-                *names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
-        )
+        enable_reflection(server, names)
         credentials = server_credentials(self.tls) if self.tls is not None else None
         _bind(server, self.listen, credentials)
         if self.settings.health_listen:

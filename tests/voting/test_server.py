@@ -9,7 +9,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from devkit.pki import development_pki
 from devkit.stack.components import free_port
@@ -68,5 +70,43 @@ def test_the_probe_port_serves_health_in_plaintext_while_the_service_port_needs_
         with pytest.raises(grpc.aio.AioRpcError) as gone:
             await health(probe)
         assert gone.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    asyncio.run(scenario())
+
+
+def test_health_lists_every_service_and_reflection_answers_at_v1_and_v1alpha() -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    list_services = reflection_pb2.ServerReflectionRequest(list_services="")
+    describe_v1 = reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="grpc.reflection.v1.ServerReflection"
+    )
+
+    async def scenario() -> None:
+        server = GrpcServer(listen=listen, settings=ServerSettings(grace_s=0.5))
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(listen) as channel:
+                stub: Any = health_pb2_grpc.HealthStub(channel)
+                list_request: Any = health_pb2.HealthListRequest()  # type: ignore[attr-defined]
+                listed = await stub.List(list_request, timeout=5)
+                assert dict(listed.statuses)[""].status == SERVING
+                for version in ("v1", "v1alpha"):
+                    info = channel.stream_stream(
+                        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+                        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+                    )
+                    replies = [r async for r in info(iter([list_services, describe_v1]), timeout=5)]
+                    names = {s.name for s in replies[0].list_services_response.service}
+                    assert {
+                        "grpc.health.v1.Health",
+                        "grpc.reflection.v1.ServerReflection",
+                        "grpc.reflection.v1alpha.ServerReflection",
+                    } <= names, version
+                    (raw,) = replies[1].file_descriptor_response.file_descriptor_proto
+                    described = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                    assert described.package == "grpc.reflection.v1"
+        finally:
+            await server.stop()
 
     asyncio.run(scenario())
