@@ -14,6 +14,7 @@ from pathlib import Path
 
 from devkit.tokens import TokenIssuer, generate_keypair, load_private_key
 from voting.config import Settings
+from voting.errors import ConfigError
 
 DEV_KEY_ID = "dev"
 
@@ -60,13 +61,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     issue.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
     issue.add_argument("--key", type=Path, help="signing key (default: <data-dir>/keys/token.pem)")
     issue.add_argument("--kid", default="dev", help="key id in the token header")
-    issue.add_argument("--data-dir", type=Path, default=Path(".voting"))
+    issue.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".voting"),
+        help="the data directory of the stack the token is for (its keys are in keys/)",
+    )
     issue.set_defaults(handler=_issue)
 
 
 def _issue(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    path = args.key or development_keys(args.data_dir / "keys").token_private
+    path: Path = args.key or args.data_dir / "keys" / "token.pem"
+    if not path.is_file():
+        # Never new keys here: a token signed by keys no stack trusts fails everywhere.
+        raise ConfigError(
+            f"no signing key at {path}: pass the --data-dir of the stack the token is for "
+            "(started with `devkit up --auth jwt`), or --key"
+        )
     issuer = TokenIssuer(
         load_private_key(path.read_bytes()),
         kid=args.kid,

@@ -12,7 +12,13 @@ from types import FrameType
 
 from devkit.console.demo import demo
 from devkit.keys import DEV_KEY_ID, development_keys
-from devkit.stack.stack import Stack, StackOptions
+from devkit.stack.stack import (
+    DEFAULT_METRICS_PORT_BASE,
+    SERVICES,
+    Stack,
+    StackOptions,
+    metrics_ports_from,
+)
 from devkit.tokens import TokenIssuer, load_private_key
 from voting import logs
 
@@ -59,6 +65,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     for name, default in PORTS:
         up.add_argument(f"--{name}-port", type=int, default=default, help=f"port of {name}")
+    up.add_argument(
+        "--metrics-port-base",
+        type=int,
+        default=DEFAULT_METRICS_PORT_BASE,
+        help=f"first of the {len(SERVICES)} ports of the services' /metrics, one per service",
+    )
     up.set_defaults(handler=up_main, demo=False)
 
     demo_parser = sub.add_parser(
@@ -80,6 +92,7 @@ def up_main(args: argparse.Namespace) -> int:
         auth=args.auth,
         tls=args.tls,
         **{f"{name}_port": getattr(args, f"{name}_port") for name, _ in PORTS},
+        metrics_ports=metrics_ports_from(args.metrics_port_base),
     )
     stack = Stack(options)
 

@@ -6,13 +6,15 @@ what users run.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -46,6 +48,7 @@ SERVICES: dict[str, ServiceEntry] = {
 }
 READY_TIMEOUT_S = {"kafka": 30.0, "dynamodb": 60.0, "redis": 15.0}
 SERVICE_READY_TIMEOUT_S = 60.0
+DEFAULT_METRICS_PORT_BASE = 19101
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +64,7 @@ class StackOptions:
     gateway_port: int = 8080
     # Prometheus /metrics of each service.
     metrics_ports: dict[str, int] = field(
-        default_factory=lambda: {name: 19101 + i for i, name in enumerate(SERVICES)}
+        default_factory=lambda: metrics_ports_from(DEFAULT_METRICS_PORT_BASE)
     )
     # OTLP/gRPC collector the services send traces to (e.g. Jaeger); empty: no tracing.
     otlp_endpoint: str = ""
@@ -93,6 +96,25 @@ class StackOptions:
         }
         metrics = {name: components.free_port() for name in SERVICES}
         return cls(**{**ports, "metrics_ports": metrics, **overrides})  # type: ignore[arg-type]
+
+
+def metrics_ports_from(base: int) -> dict[str, int]:
+    """The services' /metrics ports: ``base`` and the ports after it, one per service."""
+    return {name: base + i for i, name in enumerate(SERVICES)}
+
+
+def ports_of(options: StackOptions, *, infra_only: bool = False) -> dict[str, tuple[int, str]]:
+    """Every port a stack binds, by what binds it, with the option that moves it."""
+    wanted: dict[str, tuple[int, str]] = {
+        name: (getattr(options, f"{name}_port"), f"--{name}-port")
+        for name in ("kafka", "dynamodb", "redis")
+    }
+    if not infra_only:
+        for name, entry in SERVICES.items():
+            wanted[name] = (getattr(options, entry.port_option), f"--{name}-port")
+        for name, port in options.metrics_ports.items():
+            wanted[f"{name} metrics"] = (port, "--metrics-port-base")
+    return wanted
 
 
 class RestartBackoff:
@@ -128,6 +150,7 @@ class Stack:
         self.children: dict[str, Child] = {}
         self._components: dict[str, Component] = {}
         self.log_dir = options.data_dir / "logs"
+        self._lock: TextIO | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -202,7 +225,11 @@ class Stack:
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self, *, infra_only: bool = False) -> None:
-        """Starts infrastructure, creates topics and tables, then the services."""
+        """Starts infrastructure, creates topics and tables, then the services. Before
+        anything starts, the data directory is locked for this stack and every port it
+        needs is checked: all the taken ones are reported at once, by name."""
+        self._lock_data_dir()
+        self._check_free(ports_of(self.options, infra_only=infra_only))
         try:
             self.start_infra()
             if not infra_only:
@@ -289,6 +316,9 @@ class Stack:
             child = self.children.pop(name)
             code = child.terminate(grace_s)
             log.info("stopped %s (exit %s)", name, code)
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     def supervise(self) -> Iterator[str]:
         """Yields a line for each event; restarts whatever dies, stores included.
@@ -357,6 +387,41 @@ class Stack:
                 fix="pass --data-dir with a writable directory, or remove the broken one",
             ) from exc
         return data
+
+    def _lock_data_dir(self) -> None:
+        """Two stacks on one data directory would share (and corrupt) its stores."""
+        if self._lock is not None:
+            return
+        data = self._prepare_data_dir()
+        lock = (data / "stack.lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            lock.close()
+            raise StackError(
+                f"data directory {data} is in use by another stack (pid {owner})",
+                fix="stop that stack, or pass --data-dir with another directory",
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._lock = lock
+
+    def _check_free(self, wanted: dict[str, tuple[int, str]]) -> None:
+        taken = [
+            f"{port} ({name}: {option})"
+            for name, (port, option) in wanted.items()
+            if not (name in self.children and self.children[name].alive())
+            and components.port_taken(port)
+        ]
+        if taken:
+            raise StackError(
+                f"ports taken: {', '.join(taken)}",
+                fix="stop what uses them, or move each with the option named beside it",
+            )
 
     def _check_ports(self, wanted: list[Component]) -> None:
         for component in wanted:

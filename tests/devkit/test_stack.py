@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
-from devkit.stack.components import free_port
+from devkit.stack.components import free_port, port_taken
 from tests.harness import wait_until
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
@@ -56,16 +56,39 @@ def alive(pids: set[int]) -> set[int]:
     return still
 
 
+INFRA = ("kafka", "dynamodb", "redis")
+SERVICES = ("command", "worker", "projector", "query", "gateway")  # metrics ports in this order
+
+
+def free_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports."""
+    for _ in range(100):
+        base = free_port()
+        if base + count < 65536 and not any(port_taken(base + i) for i in range(count)):
+            return base
+    raise AssertionError("no run of free ports")
+
+
 class Up:
     """A `devkit up` process started the way a user starts it."""
 
-    def __init__(self, data_dir: Path, *extra: str, infra_only: bool = True) -> None:
-        self.ports = {name: free_port() for name in ("kafka", "dynamodb", "redis")}
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        infra_only: bool = True,
+        ports: dict[str, int] | None = None,
+    ) -> None:
+        names = INFRA if infra_only else (*INFRA, *SERVICES)
+        self.ports = ports or {name: free_port() for name in names}
+        if not infra_only and "metrics-base" not in self.ports:
+            self.ports["metrics-base"] = free_run(len(SERVICES))
         args = [sys.executable, "-m", "devkit", "up", "--data-dir", str(data_dir)]
         if infra_only:
             args.append("--infra-only")
         for name, port in self.ports.items():
-            args += [f"--{name}-port", str(port)]
+            option = "--metrics-port-base" if name == "metrics-base" else f"--{name}-port"
+            args += [option, str(port)]
         self.proc = subprocess.Popen(
             [*args, *extra],
             stdout=subprocess.PIPE,
@@ -156,7 +179,7 @@ def test_a_taken_port_fails_fast_naming_the_cause_and_the_fix(tmp_path: Path) ->
             check=False,
         )
     assert result.returncode == 1
-    assert f"port {taken} for redis is taken" in result.stderr
+    assert f"ports taken: {taken} (redis: --redis-port)" in result.stderr
     assert "fix:" in result.stderr
     assert "--redis-port" in result.stderr
     assert time.monotonic() - started < 20
@@ -279,3 +302,71 @@ def test_restart_backoff_doubles_and_resets_after_a_healthy_period() -> None:
     assert backoff.next_delay("redis", now=130.0) == 30.0  # died again soon: still backing off
     backoff.started("redis", now=200.0)
     assert backoff.next_delay("redis", now=261.0) == 1.0  # ran for a minute: back to the start
+
+
+def test_two_stacks_with_their_own_ports_run_side_by_side(tmp_path: Path) -> None:
+    first = Up(tmp_path / "first", infra_only=False)
+    second = Up(tmp_path / "second", infra_only=False)
+    try:
+        first.wait_for("devkit up: ready", timeout_s=240)
+        second.wait_for("devkit up: ready", timeout_s=240)
+        for stack in (first, second):
+            port = stack.ports["command"]
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub: Any = command_service_pb2_grpc.CommandServiceStub(channel)
+                stub.CreatePoll(
+                    cmd.CreatePollRequest(
+                        request_id="side",
+                        poll_id="side-by-side",
+                        title="Side by side?",
+                        options=[
+                            poll_pb2.PollOption(option_id="yes", label="Yes"),
+                            poll_pb2.PollOption(option_id="no", label="No"),
+                        ],
+                    ),
+                    timeout=30,
+                )
+        # A third on the first one's ports hears of every taken port before anything
+        # starts; on the first one's data directory, that it is in use.
+        clash = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devkit",
+                "up",
+                "--data-dir",
+                str(tmp_path / "third"),
+                *(
+                    arg
+                    for name, port in first.ports.items()
+                    for arg in (
+                        "--metrics-port-base" if name == "metrics-base" else f"--{name}-port",
+                        str(port),
+                    )
+                ),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert clash.returncode == 1
+        for name in (*INFRA, *SERVICES):
+            assert f"{first.ports[name]} ({name}: --{name}-port)" in clash.stderr
+        for i, name in enumerate(SERVICES):
+            port = first.ports["metrics-base"] + i
+            assert f"{port} ({name} metrics: --metrics-port-base)" in clash.stderr
+        assert "Traceback" not in clash.stderr
+        assert not (tmp_path / "third" / "logs" / "redis.log").exists(), "nothing started"
+        shared = subprocess.run(
+            [sys.executable, "-m", "devkit", "up", "--data-dir", str(tmp_path / "first")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert shared.returncode == 1
+        assert "is in use by another stack" in shared.stderr
+    finally:
+        for stack in (first, second):
+            stack.close()
