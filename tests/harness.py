@@ -35,14 +35,14 @@ from voting.kafka import KafkaClients, LogRecord, read_log
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
 from voting.tls import sync_channel
 from voting.v1 import (
-    command_service_pb2 as cmd,
-)
-from voting.v1 import (
     admin_service_pb2_grpc,
     command_service_pb2_grpc,
     events_pb2,
     poll_pb2,
     query_service_pb2_grpc,
+)
+from voting.v1 import (
+    command_service_pb2 as cmd,
 )
 
 _redis_dbs = itertools.cycle(range(1, 16))

@@ -98,8 +98,10 @@ def test_a_corrupted_counter_is_detected_and_repaired_and_a_second_recount_chang
         admin.RecountPollRequest(poll_id=poll_id), timeout=60, metadata=running.admin_metadata()
     ).results
     assert recounted == results
-    assert recounted.version > 0 and recounted.updated_at.ToMilliseconds() > 0
-    assert recounted.recount.recounted_at.ToMilliseconds() > 0 and recounted.watermark
+    assert recounted.version > 0
+    assert recounted.updated_at.ToMilliseconds() > 0
+    assert recounted.recount.recounted_at.ToMilliseconds() > 0
+    assert recounted.watermark
 
 
 def test_the_sweep_recounts_a_closed_poll_whose_final_tally_is_missing(
