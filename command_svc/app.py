@@ -76,7 +76,7 @@ async def serve(settings: Settings) -> None:
             client_limits=TokenBuckets(
                 limits_redis, prefix="rl", rate=rates.client_per_s, burst=rates.client_burst
             ),
-            receipts=ReceiptSigner.from_settings(settings.receipts),
+            receipts=ReceiptSigner.from_settings(settings.receipts, settings.security),
         )
         servicer = CommandService(
             handler,

@@ -37,7 +37,7 @@ from voting.errors import DeliveryError, PollNotFound, ServiceError
 from voting.events import new_event_id
 from voting.identity import VoterKeys, stable_id, vote_id_for
 from voting.polls import PRIVATE, PUBLIC, PollCache, PollModel, now_ms
-from voting.receipts import ReceiptSigner, option_digest
+from voting.receipts import ReceiptSigner
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import consistency_pb2, events_pb2, poll_pb2
 
@@ -455,9 +455,9 @@ class CommandHandler:
             receipt = reply.receipt
             receipt.vote_id = ack.vote_id
             receipt.poll_id = ack.poll_id
-            receipt.option_digest = option_digest(ack.vote_id, ack.option_id)
-            receipt.received_at.FromMilliseconds(ack.received_at_ms)
-            self._receipts.sign(receipt)
+            self._receipts.issue(
+                receipt, option_id=ack.option_id, received_at_ms=ack.received_at_ms
+            )
         return reply
 
     async def _append_votes(self, votes: list[_Vote], now: int) -> list[Ack | ServiceError]:

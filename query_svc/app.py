@@ -39,7 +39,7 @@ async def serve(settings: Settings) -> None:
             reader,
             hub,
             access=Access.from_settings(settings.auth, settings.security, polls=polls),
-            receipts=ReceiptVerifier.from_settings(settings.receipts),
+            receipts=ReceiptVerifier.from_settings(settings.receipts, settings.security),
             polls=polls,
             partitions=settings.topics.partitions,
             max_wait_s=settings.query.consistency_wait_max_s,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +29,7 @@ from voting.errors import PollNotFound, ServiceError, Unauthenticated, VotingErr
 from voting.identity import POLL_ID, VOTE_ID
 from voting.polls import PollCache, now_ms
 from voting.readmodel import VoteStatus
-from voting.receipts import InvalidReceipt, ReceiptVerifier, option_digest
+from voting.receipts import InvalidReceipt, ReceiptVerifier
 from voting.v1 import consistency_pb2, poll_pb2, vote_pb2
 from voting.v1 import query_service_pb2 as q
 
@@ -220,9 +219,8 @@ class QueryService:
             raise InvalidQuery([("receipt", str(exc))]) from exc
         if receipt.vote_id != request.vote_id or receipt.poll_id != request.poll_id:
             raise InvalidQuery([("receipt", "the receipt is for another vote")])
-        return found.state == vote_pb2.VOTE_STATE_ACCEPTED and hmac.compare_digest(
-            option_digest(request.vote_id, found.option_id),
-            receipt.option_digest,
+        return found.state == vote_pb2.VOTE_STATE_ACCEPTED and self._receipts.names_option(
+            receipt, found.option_id
         )
 
     async def WatchResults(

@@ -25,21 +25,27 @@ DEVELOPMENT_SECRET = "development-only-voter-key-secret"
 _NAMESPACE = b"voting.v1"
 
 
+def service_secret(settings: SecuritySettings) -> bytes:
+    """VOTING_VOTER_KEY_SECRET, the secret the services share and no client holds (keys
+    for other uses are derived from it); the built-in one in development only."""
+    secret = settings.voter_key_secret
+    if not secret:
+        if not settings.development:
+            raise ConfigError(
+                "VOTING_VOTER_KEY_SECRET must be set in production "
+                "(VOTING_ENVIRONMENT=development uses a built-in one)"
+            )
+        secret = DEVELOPMENT_SECRET
+    return secret.encode()
+
+
 class VoterKeys:
     def __init__(self, secret: bytes) -> None:
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> VoterKeys:
-        secret = settings.voter_key_secret
-        if not secret:
-            if not settings.development:
-                raise ConfigError(
-                    "VOTING_VOTER_KEY_SECRET must be set in production "
-                    "(VOTING_ENVIRONMENT=development uses a built-in one)"
-                )
-            secret = DEVELOPMENT_SECRET
-        return cls(secret.encode())
+        return cls(service_secret(settings))
 
     def key(self, voter_id: str) -> str:
         mac = self._mac.copy()

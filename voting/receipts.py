@@ -2,15 +2,21 @@
 
 A receipt binds the vote id, the poll, a digest of the chosen option and the time the
 service accepted the vote, signed with the service's Ed25519 key (its id travels with the
-receipt, so keys rotate like token keys). The option is a digest, keyed by the vote id,
-so a receipt seen by someone else does not show the option in clear. ``GetVoteStatus``
-with the receipt verifies the signature and answers whether the vote was counted for
-the option the receipt names: counted as cast.
+receipt, so keys rotate like token keys). ``GetVoteStatus`` with the receipt verifies the
+signature and answers whether the vote was counted for the option the receipt names:
+counted as cast.
+
+The digest is an HMAC with a key only the services hold (derived from the voter-key
+secret), never a plain hash: with a plain one, whoever holds a receipt hashes each of
+the poll's few options and learns the choice. So a receipt proves to the service (and
+through GetVoteStatus, to its holder) that the vote was accepted and counted as cast;
+it shows nobody the option, and it cannot prove the option to a third party, which is
+what keeps a voter from being made to show how they voted.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -18,8 +24,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from voting.config import ReceiptSettings
+from voting.config import ReceiptSettings, SecuritySettings
 from voting.errors import ConfigError, VotingError
+from voting.identity import service_secret
 from voting.v1 import vote_pb2
 
 
@@ -27,8 +34,26 @@ class InvalidReceipt(VotingError):
     """The receipt was not signed by a trusted key, or was altered."""
 
 
-def option_digest(vote_id: str, option_id: str) -> bytes:
-    return hashlib.sha256(f"{vote_id}\x1f{option_id}".encode()).digest()
+class OptionDigests:
+    """The receipt's binding of the option: HMAC-SHA256 of ``<vote_id>\x1f<option_id>``."""
+
+    _PURPOSE = b"voting.v1.VoteReceipt.option_digest"
+
+    def __init__(self, secret: bytes) -> None:
+        # A key of its own: a digest never doubles as a voter key, or the reverse.
+        self._mac = hmac.new(hmac.digest(secret, self._PURPOSE, "sha256"), digestmod="sha256")
+
+    @classmethod
+    def from_settings(cls, settings: SecuritySettings) -> OptionDigests:
+        return cls(service_secret(settings))
+
+    def of(self, vote_id: str, option_id: str) -> bytes:
+        mac = self._mac.copy()
+        mac.update(f"{vote_id}\x1f{option_id}".encode())
+        return mac.digest()
+
+    def matches(self, receipt: vote_pb2.VoteReceipt, option_id: str) -> bool:
+        return hmac.compare_digest(self.of(receipt.vote_id, option_id), receipt.option_digest)
 
 
 def _payload(receipt: vote_pb2.VoteReceipt) -> bytes:
@@ -39,12 +64,17 @@ def _payload(receipt: vote_pb2.VoteReceipt) -> bytes:
 
 
 class ReceiptSigner:
-    def __init__(self, key: ed25519.Ed25519PrivateKey, *, key_id: str) -> None:
+    def __init__(
+        self, key: ed25519.Ed25519PrivateKey, *, key_id: str, digests: OptionDigests
+    ) -> None:
         self._key = key
         self._key_id = key_id
+        self._digests = digests
 
     @classmethod
-    def from_settings(cls, settings: ReceiptSettings) -> ReceiptSigner | None:
+    def from_settings(
+        cls, settings: ReceiptSettings, security: SecuritySettings
+    ) -> ReceiptSigner | None:
         if not settings.private_key_file:
             return None
         try:
@@ -55,7 +85,15 @@ class ReceiptSigner:
             raise ConfigError(f"cannot read VOTING_RECEIPT_PRIVATE_KEY_FILE: {exc}") from exc
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise ConfigError("the receipt signing key must be Ed25519")
-        return cls(key, key_id=settings.key_id)
+        return cls(key, key_id=settings.key_id, digests=OptionDigests.from_settings(security))
+
+    def issue(
+        self, receipt: vote_pb2.VoteReceipt, *, option_id: str, received_at_ms: int
+    ) -> vote_pb2.VoteReceipt:
+        """Completes ``receipt`` (its vote_id and poll_id set) and signs it."""
+        receipt.option_digest = self._digests.of(receipt.vote_id, option_id)
+        receipt.received_at.FromMilliseconds(received_at_ms)
+        return self.sign(receipt)
 
     def sign(self, receipt: vote_pb2.VoteReceipt) -> vote_pb2.VoteReceipt:
         receipt.key_id = self._key_id
@@ -64,11 +102,16 @@ class ReceiptSigner:
 
 
 class ReceiptVerifier:
-    def __init__(self, keys: dict[str, ed25519.Ed25519PublicKey]) -> None:
+    def __init__(
+        self, keys: dict[str, ed25519.Ed25519PublicKey], *, digests: OptionDigests
+    ) -> None:
         self._keys = keys
+        self._digests = digests
 
     @classmethod
-    def from_settings(cls, settings: ReceiptSettings) -> ReceiptVerifier:
+    def from_settings(
+        cls, settings: ReceiptSettings, security: SecuritySettings
+    ) -> ReceiptVerifier:
         keys: dict[str, ed25519.Ed25519PublicKey] = {}
         if settings.public_keys:
             for kid, pem in json.loads(settings.public_keys).items():
@@ -76,7 +119,7 @@ class ReceiptVerifier:
                 if not isinstance(key, ed25519.Ed25519PublicKey):
                     raise ConfigError(f"receipt key {kid!r} is not Ed25519")
                 keys[str(kid)] = key
-        return cls(keys)
+        return cls(keys, digests=OptionDigests.from_settings(security))
 
     def verify(self, receipt: vote_pb2.VoteReceipt) -> None:
         key = self._keys.get(receipt.key_id)
@@ -86,3 +129,7 @@ class ReceiptVerifier:
             key.verify(receipt.signature, _payload(receipt))
         except InvalidSignature as exc:
             raise InvalidReceipt("the receipt's signature does not verify") from exc
+
+    def names_option(self, receipt: vote_pb2.VoteReceipt, option_id: str) -> bool:
+        """Whether the (verified) receipt names ``option_id``."""
+        return self._digests.matches(receipt, option_id)

@@ -4,6 +4,7 @@ DynamoDB item)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -163,6 +164,9 @@ def test_a_vote_with_its_voters_token_is_counted_and_its_receipt_proves_it(
     )
     ACKED.append("ada")
     assert reply.receipt.signature, "CastVote returns a signed receipt"
+    for option in ("a", "b", "c"):  # the poll's options: none can be found by hashing
+        unkeyed = hashlib.sha256(f"{reply.vote_id}\x1f{option}".encode()).digest()
+        assert reply.receipt.option_digest != unkeyed
     status_request = q.GetVoteStatusRequest(
         poll_id=poll,
         vote_id=reply.vote_id,
