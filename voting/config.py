@@ -165,6 +165,13 @@ class ServerSettings:
     keepalive_timeout_s: float = setting(
         "VOTING_GRPC_KEEPALIVE_TIMEOUT_S", 10.0, "How long a keepalive ping may go unanswered."
     )
+    request_read_timeout_s: float = setting(
+        "VOTING_GRPC_REQUEST_READ_TIMEOUT_S",
+        10.0,
+        "How long a call may take to deliver its request message once it has started: a "
+        "message cut short (a length prefix promising more bytes than come) then ends with "
+        "DEADLINE_EXCEEDED instead of holding its memory forever.",
+    )
     health_listen: str = setting(
         "VOTING_HEALTH_LISTEN",
         "",

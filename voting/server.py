@@ -11,6 +11,7 @@ probes that speak no TLS.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import time
@@ -103,6 +104,83 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             )
         result: grpc.RpcMethodHandler[Any, Any] = handler
         return result
+
+
+class RequestReadTimeout(grpc.aio.ServerInterceptor):
+    """Bounds the wait for a unary-request call's one request message.
+
+    grpc.aio reads that message before it runs the handler, without a timeout, and a
+    stream that ends before the message is complete (a length prefix promising 1,000
+    bytes, 10 sent, then END_STREAM) is never answered: each such call holds about
+    20 KiB until its connection closes, and the peer decides when that is. So unary
+    requests are read here, as the first message of a stream: a stream that ends
+    without one is INVALID_ARGUMENT at once, one that stalls is DEADLINE_EXCEEDED after
+    ``timeout_s``. Outermost, so every other interceptor still sees a unary call.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+
+    async def _request(self, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout_s):  # no task per call, as wait_for has
+                request = await context.read()
+        except TimeoutError:
+            await status.abort(
+                context,
+                status.make(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the request message did not arrive within {self._timeout_s:g} s",
+                ),
+            )
+        if request is grpc.aio.EOF:
+            await status.abort(
+                context,
+                status.bad_request([("request", "the stream ended before the request message")]),
+            )
+        return request
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        original = await continuation(handler_call_details)
+        # The stubs type handlers as synchronous; on an aio server they hold coroutines.
+        handler: Any = original
+        if handler is None or handler.request_streaming:
+            return original
+        read = self._request
+        if not handler.response_streaming:
+            unary: Any = handler.unary_unary
+            if not inspect.iscoroutinefunction(unary):
+                return original
+
+            async def one(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                return await unary(await read(context), context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                one,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        stream: Any = handler.unary_stream
+        if not inspect.isasyncgenfunction(stream):
+            return original
+
+        async def many(
+            requests: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            async for message in stream(await read(context), context):
+                yield message
+
+        return grpc.stream_stream_rpc_method_handler(
+            many,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 def _code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -202,6 +280,9 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
         ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
+        # What actually closes a connection whose peer stopped answering pings (the
+        # default is 60 s whatever the keepalive timeout).
+        ("grpc.http2.ping_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 5000),
         ("grpc.http2.max_pings_without_data", 0),
@@ -237,7 +318,10 @@ class GrpcServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(
-            interceptors=[MetricsInterceptor()],
+            interceptors=[
+                RequestReadTimeout(self.settings.request_read_timeout_s),
+                MetricsInterceptor(),
+            ],
             options=server_options(self.settings),
             maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs or None,
         )
