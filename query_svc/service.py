@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -21,7 +22,7 @@ from query_svc.errors import (
     VersionOutOfRange,
     VoteNotFound,
 )
-from query_svc.feeds import FeedHub
+from query_svc.feeds import Feed, FeedHub
 from query_svc.metrics import PUSH_LATENCY, PUSHES, SUBSCRIBERS
 from query_svc.read_model import ReadModelReader
 from voting import status, telemetry
@@ -243,7 +244,7 @@ class QueryService:
                     "versions are the milliseconds since the epoch of the change they show"
                 )
             await self._access.check_poll(request.poll_id, claims)
-            feed = await self._hub.acquire(request.poll_id)
+            feed = await self._feed(request.poll_id, self._budget(context))
         except ServiceError as exc:
             setup.set_status(Status(StatusCode.ERROR, str(exc)))
             setup.end()
@@ -273,6 +274,26 @@ class QueryService:
             self._hub.release(feed)
             if not set_up:
                 setup.end()
+
+    async def _feed(self, poll_id: str, budget_s: float) -> Feed:
+        """The poll's feed. A poll the polls table has but the read model does not yet
+        (created a moment ago) is waited for, within the wait bound."""
+        deadline = time.monotonic() + budget_s
+        delay = 0.05
+        known = False
+        while True:
+            try:
+                return await self._hub.acquire(poll_id)
+            except PollNotFound:
+                if not known:
+                    try:
+                        known = await self._polls.get(poll_id, recheck_unknown=True) is not None
+                    except VotingError:
+                        known = False
+                if not known or time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
 
 def _check_poll_id(poll_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -10,7 +11,7 @@ import grpc
 import pytest
 
 from devkit.stack.stack import Stack
-from tests.harness import Deployment, wait_until
+from tests.harness import Deployment, paused, wait_until
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import consistency_pb2, poll_pb2, vote_pb2
 from voting.v1 import query_service_pb2 as q
@@ -277,3 +278,23 @@ def test_resuming_a_watch_at_or_past_the_final_version_and_from_the_future(
     for after in (final.version, final.version + 1):
         ended = list(watch(q.WatchResultsRequest(poll_id=poll_id, after_version=after), timeout=10))
         assert ended == [], "a client holding the FINAL snapshot gets an empty, OK stream"
+
+
+def test_watch_results_right_after_create_poll_waits_for_the_read_model(
+    system: Deployment,
+) -> None:
+    with paused(system.stack, "projector"):  # the read model lags behind the polls table
+        system.create_poll("watched-at-once")
+        stream = system.queries.WatchResults(
+            q.WatchResultsRequest(poll_id="watched-at-once"), timeout=30
+        )
+        time.sleep(0.5)
+        assert not system.redis.exists(system.keys.poll("watched-at-once"))
+    first = next(stream).results
+    assert first.poll_id == "watched-at-once"
+    assert first.total == 0
+    stream.cancel()
+    never = q.WatchResultsRequest(poll_id="never-created")
+    assert code_of(lambda: next(system.queries.WatchResults(never, timeout=10))) == (
+        grpc.StatusCode.NOT_FOUND
+    )
