@@ -1,12 +1,13 @@
 // A voting client in Node.js, built straight from the repo's .proto files (no generated
 // code): create a poll, watch its results live, vote, close it, and read the stream until
-// the FINAL snapshot ends it.
+// the FINAL snapshot ends it. Refusals are decoded down to their google.rpc details
+// (BadRequest, ErrorInfo, ...), from the vendored proto/google/rpc protos.
 //
 //   node client.js [poll_id]
 //
 // Targets: VOTING_COMMAND_TARGET (default 127.0.0.1:50051) and VOTING_QUERY_TARGET
 // (default 127.0.0.1:50052). stdout carries JSON lines only: one per WatchResults update,
-// then a summary {"cast": N, "poll_id": ...}. Progress and errors go to stderr. Exits 0
+// then a summary {"cast": N, "poll_id": ..., "refused": <a refusal decoded>}. Progress and errors go to stderr. Exits 0
 // once the stream has ended after the FINAL snapshot, 1 on any error.
 
 import { randomUUID } from "node:crypto";
@@ -15,6 +16,7 @@ import { fileURLToPath } from "node:url";
 
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
+import protobuf from "protobufjs";
 
 const PROTO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../proto");
 const COMMAND_TARGET = process.env.VOTING_COMMAND_TARGET || "127.0.0.1:50051";
@@ -28,7 +30,6 @@ const OPTIONS = [
 const BATCH_VOTES = 30;
 const SINGLE_VOTES = 3;
 const CALL_TIMEOUT_MS = 10_000;
-const POLL_VISIBLE_TIMEOUT_MS = 30_000;
 const FINAL_TIMEOUT_MS = 60_000;
 const POLL_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
@@ -49,9 +50,39 @@ function loadServices() {
   return grpc.loadPackageDefinition(definition).voting.v1;
 }
 
+// google.rpc.Status and the error details every refusal carries, in the trailer
+// `grpc-status-details-bin`. protobufjs bundles google/protobuf/*.proto itself.
+function loadErrorTypes() {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) =>
+    target.startsWith("google/protobuf/") ? target : path.join(PROTO_ROOT, target);
+  root.loadSync(["google/rpc/status.proto", "google/rpc/error_details.proto"], {
+    keepCase: true,
+  });
+  return root;
+}
+
+const ERROR_TYPES = loadErrorTypes();
+const STATUS = ERROR_TYPES.lookupType("google.rpc.Status");
+
+// The refusal as {code, message, details: [{"@type": ..., ...fields}]}.
+function refusal(err) {
+  const [raw] = err.metadata?.get("grpc-status-details-bin") ?? [];
+  const details = [];
+  if (raw) {
+    for (const any of STATUS.decode(raw).details) {
+      const name = any.type_url.slice(any.type_url.lastIndexOf("/") + 1);
+      const type = ERROR_TYPES.lookupType(name);
+      details.push({ "@type": name, ...type.toObject(type.decode(any.value), { longs: String }) });
+    }
+  }
+  return { code: grpc.status[err.code] ?? err.code, message: err.details, details };
+}
+
 function describe(err) {
-  const name = grpc.status[err.code] ?? `code ${err.code}`;
-  return `${name}: ${err.details || err.message}`;
+  const { code, message, details } = refusal(err);
+  const extra = details.length ? ` ${JSON.stringify(details)}` : "";
+  return `${code}: ${message || err.message}${extra}`;
 }
 
 // A unary call as a promise, with a deadline and an error that names the RPC.
@@ -61,6 +92,7 @@ function call(client, method, request, timeoutMs = CALL_TIMEOUT_MS) {
       if (err) {
         const failure = new ClientError(`${method} failed: ${describe(err)}`);
         failure.code = err.code;
+        failure.refusal = refusal(err);
         reject(failure);
       } else {
         resolve(reply);
@@ -69,8 +101,6 @@ function call(client, method, request, timeoutMs = CALL_TIMEOUT_MS) {
   });
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 // Settles like `promise`, or rejects with `message` after `ms`.
 function within(promise, ms, message) {
   let timer;
@@ -78,27 +108,6 @@ function within(promise, ms, message) {
     timer = setTimeout(() => reject(new ClientError(message)), ms);
   });
   return Promise.race([promise, expiry]).finally(() => clearTimeout(timer));
-}
-
-// The query side learns of a new poll through the pipeline, a moment after CreatePoll
-// returns; WatchResults on a poll it does not know yet answers NOT_FOUND.
-async function waitUntilVisible(query, pollId) {
-  const deadline = Date.now() + POLL_VISIBLE_TIMEOUT_MS;
-  for (;;) {
-    try {
-      return await call(query, "GetPoll", { poll_id: pollId });
-    } catch (err) {
-      if (err.code !== grpc.status.NOT_FOUND || Date.now() > deadline) {
-        if (err.code === grpc.status.NOT_FOUND) {
-          throw new ClientError(
-            `poll ${pollId} did not reach the query side within ${POLL_VISIBLE_TIMEOUT_MS / 1000} s`,
-          );
-        }
-        throw err;
-      }
-      await sleep(200);
-    }
-  }
 }
 
 function printUpdate(results) {
@@ -155,7 +164,8 @@ async function main() {
       options: OPTIONS,
     });
     console.error(`created poll ${pollId} on ${COMMAND_TARGET}`);
-    await waitUntilVisible(query, pollId);
+    // Read-your-writes: GetPoll answers from the source of truth right after CreatePoll.
+    await call(query, "GetPoll", { poll_id: pollId });
 
     stream = query.WatchResults({ poll_id: pollId });
     let timedOut = false;
@@ -190,6 +200,17 @@ async function main() {
       }
     });
     let cast = results.length;
+    // A vote the service must refuse (a voter id that is only spaces): the refusal comes
+    // with google.rpc.BadRequest naming the field, and changes nothing.
+    let refused = null;
+    try {
+      await call(commands, "CastVote", { ...vote(pollId, runId, 999), voter_id: "   " });
+      throw new ClientError("a vote with a blank voter id was accepted");
+    } catch (err) {
+      if (!err.refusal) throw err;
+      refused = err.refusal;
+      console.error(`refused as expected: ${err.message}`);
+    }
     for (let i = BATCH_VOTES; i < BATCH_VOTES + SINGLE_VOTES; i++) {
       await call(commands, "CastVote", vote(pollId, runId, i));
       cast += 1;
@@ -212,7 +233,7 @@ async function main() {
     if (Number(last.total) !== cast) {
       console.error(`note: FINAL total ${last.total} differs from the ${cast} votes cast`);
     }
-    process.stdout.write(`${JSON.stringify({ cast, poll_id: pollId })}\n`);
+    process.stdout.write(`${JSON.stringify({ cast, poll_id: pollId, refused })}\n`);
   } finally {
     clearTimeout(finalTimer);
     stream?.cancel();

@@ -1,5 +1,6 @@
 """The Node.js client example (examples/node) against the real services: it sees every
-update of its poll, the FINAL snapshot ends its stream, and every vote it cast counts."""
+update of its poll, the FINAL snapshot ends its stream, every vote it cast counts, and
+it decodes a refusal's google.rpc details."""
 
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def test_the_node_client_watches_its_poll_to_final_and_every_vote_counts(
     *updates, summary = run_client(running, poll_id)
 
     assert summary["poll_id"] == poll_id
+    # The client decoded the refusal's google.rpc details from the vendored protos alone.
+    refused = summary["refused"]
+    assert refused["code"] == "INVALID_ARGUMENT"
+    (bad_request,) = [d for d in refused["details"] if d["@type"] == "google.rpc.BadRequest"]
+    assert [v["field"] for v in bad_request["field_violations"]] == ["voter_id"]
     cast = summary["cast"]
     assert cast >= 30
     assert updates, "no WatchResults update was printed"
