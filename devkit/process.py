@@ -114,4 +114,20 @@ def spawn(spec: ProcessSpec) -> Child:
     finally:
         if out is not None:
             out.close()
+    if _DIE_WITH_PARENT:
+        _wait_until_armed(popen.pid)
     return Child(spec, popen)
+
+
+def _wait_until_armed(pid: int, timeout_s: float = 5.0) -> None:
+    # setpriv arms the parent-death signal and only then execs the program: a parent
+    # killed before that exec would leave the child unarmed and running for good.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() != "setpriv":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.001)
