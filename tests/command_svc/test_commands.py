@@ -244,10 +244,23 @@ def test_a_taken_poll_id_is_already_exists_and_a_replay_is_not(
     system: Deployment, polls: dict[str, str]
 ) -> None:
     before = appended(system)
+    # The harness created the poll with this content; a replay repeats it exactly.
     replay = system.commands.CreatePoll(
-        poll_request(request_id=f"create-{polls['open']}", poll_id=polls["open"]), timeout=10
+        poll_request(
+            request_id=f"create-{polls['open']}",
+            poll_id=polls["open"],
+            title=f"Poll {polls['open']}",
+            options=[poll_pb2.PollOption(option_id=o, label=o.upper()) for o in "abc"],
+        ),
+        timeout=10,
     )
     assert replay.poll_id == polls["open"]
+    code, _ = refused(
+        lambda: system.commands.CreatePoll(
+            poll_request(request_id=f"create-{polls['open']}", poll_id=polls["open"]), timeout=10
+        )
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
     code, _ = refused(
         lambda: system.commands.CreatePoll(poll_request(poll_id=polls["open"]), timeout=10)
     )
