@@ -27,19 +27,29 @@ for release in "${RELEASES[@]}"; do
   mount --bind /dev/pts "$root/dev/pts"
   mount -t tmpfs tmpfs "$root/dev/shm" 2>/dev/null || true
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # The new machine sits behind this one's network: its proxy and the CAs it trusts
+  # (a TLS-inspecting proxy re-signs npm's and PyPI's certificates) come along, as they
+  # would be set up on any machine of that network; nothing else does.
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
   cleanup() {
     umount "$root/dev/shm" 2>/dev/null || true
     for m in $(printf '%s\n' "${mounts[@]}" | tac); do umount -l "$root/$m" 2>/dev/null || true; done
   }
   trap cleanup EXIT
+  network_env=()
+  for var in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY \
+      NODE_EXTRA_CA_CERTS SSL_CERT_FILE PIP_CERT REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO; do
+    if [ -n "${!var:-}" ]; then network_env+=("$var=${!var}"); fi
+  done
   base=$(( $(date +%s) - started ))
   chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    bash -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends git make python3 ca-certificates' \
+    "${network_env[@]}" bash -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends git make python3 ca-certificates' \
     >> "$log" 2>&1
   git clone -q "$SRC" "$root/root/voting"
   echo "   base system in ${base}s; now make test inside it"
   if chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-      bash -c 'cd /root/voting && time make test PYTEST_ARGS="-p no:cacheprovider"' >> "$log" 2>&1; then
+      "${network_env[@]}" bash -c 'cd /root/voting && time make test PYTEST_ARGS="-p no:cacheprovider"' >> "$log" 2>&1; then
     result=passed
   else
     result=FAILED

@@ -26,7 +26,9 @@ java_ok() {
 candidate() {  # the first of the packages Debian can install here
   local package
   for package in "$@"; do
-    if apt-cache policy "$package" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+    # Not `grep -q`: it exits at the first match, apt-cache then dies of SIGPIPE, and
+    # pipefail turns a found candidate into a failure (seen on a fresh bookworm root).
+    if apt-cache policy "$package" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null; then
       echo "$package"
       return 0
     fi
