@@ -182,6 +182,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports."""
+    for _ in range(100):
+        base = free_port()
+        if base + count < 65536 and not any(port_taken(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no run of {count} free ports")
+
+
 def grpc_serving(target: str, *, timeout_s: float = 1.0, tls: TlsSettings | None = None) -> bool:
     with sync_channel(target, tls or TlsSettings()) as channel:
         check = channel.unary_unary(

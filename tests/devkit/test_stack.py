@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
-from devkit.stack.components import free_port, port_taken
+from devkit.stack.components import free_port, free_run
 from tests.harness import wait_until
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
@@ -58,15 +58,6 @@ def alive(pids: set[int]) -> set[int]:
 
 INFRA = ("kafka", "dynamodb", "redis")
 SERVICES = ("command", "worker", "projector", "query", "gateway")  # metrics ports in this order
-
-
-def free_run(count: int) -> int:
-    """The first of ``count`` consecutive free ports."""
-    for _ in range(100):
-        base = free_port()
-        if base + count < 65536 and not any(port_taken(base + i) for i in range(count)):
-            return base
-    raise AssertionError("no run of free ports")
 
 
 class Up:
