@@ -281,6 +281,15 @@ class Ack:
     offset: int
 
 
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+}
+
+
 @dataclass
 class VoteLoad:
     """Casts votes in batches from a thread until stopped, remembering every acknowledgement.
@@ -295,8 +304,10 @@ class VoteLoad:
     batch: int = 50
     repeat_ratio: float = 0.1
     pause_s: float = 0.02
+    attempts: int = 5
     acks: list[Ack] = field(default_factory=list)
     failures: int = 0
+    errors: list[str] = field(default_factory=list)  # the first few, to say what failed
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _voters: int = 0
@@ -329,28 +340,50 @@ class VoteLoad:
                     option_id=rng.choice(self.options),
                 )
             )
-        try:
-            reply = self.deployment.commands.CastVotes(
-                cmd.CastVotesRequest(requests=requests), timeout=20
-            )
-        except grpc.RpcError:
-            self.failures += 1
-            return
-        for request, result in zip(requests, reply.results, strict=True):
-            if result.status.code != 0:
-                self.failures += 1
-                continue
-            position = result.response.consistency_token.position
-            self.acks.append(
-                Ack(
-                    result.response.vote_id,
-                    request.poll_id,
-                    request.voter_id,
-                    request.option_id,
-                    position.partition,
-                    position.offset,
+        # As a client would: what may pass is retried with the same request ids, so each
+        # retry gets the first answer; a failure is a vote never acknowledged.
+        pending = requests
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+            try:
+                reply = self.deployment.commands.CastVotes(
+                    cmd.CastVotesRequest(requests=pending), timeout=20
                 )
-            )
+            except grpc.RpcError as error:
+                self._note(f"CastVotes: {error.code().name}: {error.details()}")
+                if error.code() not in _RETRYABLE:
+                    break
+                continue
+            again = []
+            for request, result in zip(pending, reply.results, strict=True):
+                if result.status.code == 0:
+                    position = result.response.consistency_token.position
+                    self.acks.append(
+                        Ack(
+                            result.response.vote_id,
+                            request.poll_id,
+                            request.voter_id,
+                            request.option_id,
+                            position.partition,
+                            position.offset,
+                        )
+                    )
+                    continue
+                code = _CODE_NAMES[result.status.code]
+                self._note(f"vote: {code}: {result.status.message}")
+                if code in {c.name for c in _RETRYABLE}:
+                    again.append(request)
+                else:
+                    self.failures += 1
+            pending = again
+            if not pending:
+                return
+        self.failures += len(pending)
+
+    def _note(self, error: str) -> None:
+        if len(self.errors) < 5:
+            self.errors.append(f"{time.strftime('%H:%M:%S')} {error}")
 
     def _run(self) -> None:
         while not self._stop.is_set():

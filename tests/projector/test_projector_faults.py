@@ -44,7 +44,7 @@ def test_projector_killed_five_times_under_load_counts_exactly(running: Deployme
         running.kill("projector")
         running.restart("projector")
     acks = load.stop()
-    assert load.failures == 0
+    assert load.failures == 0, load.errors
     assert_counts_exact(running, poll_id, acks)
 
 
@@ -79,7 +79,7 @@ def test_sigterm_under_load_exits_cleanly_and_the_restart_counts_exactly(
     running.restart("projector")
     time.sleep(2.0)
     acks = load.stop()
-    assert load.failures == 0
+    assert load.failures == 0, load.errors
     assert_counts_exact(running, poll_id, acks)
 
 
@@ -112,7 +112,7 @@ def test_redis_killed_and_restarted_writes_go_on_and_counts_end_exact(
     assert down.value.code() == grpc.StatusCode.UNAVAILABLE
     time.sleep(4)
     assert len(load.acks) > acked_before + 100, "writes stopped while Redis was down"
-    assert load.failures == 0
+    assert load.failures == 0, load.errors
     infra.restart("redis")  # an empty Redis: the read model is rebuilt from the log
     time.sleep(3)
     acks = load.stop()

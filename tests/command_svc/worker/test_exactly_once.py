@@ -28,7 +28,7 @@ def test_worker_killed_five_times_under_load_loses_and_doubles_nothing(
         deployment.kill("worker")
         deployment.restart("worker")
     acks = load.stop()
-    assert load.failures == 0
+    assert load.failures == 0, load.errors
     stats = assert_exactly_once(deployment, acks)
     assert stats["voters"] < stats["acknowledged"], "the load must include repeat voters"
 
@@ -42,7 +42,7 @@ def test_survivor_takes_over_when_one_of_two_workers_dies_for_good(deployment: D
     deployment.kill("worker-2")
     time.sleep(12.0)  # past the session timeout: the survivor must own every partition
     acks = load.stop()
-    assert load.failures == 0
+    assert load.failures == 0, load.errors
     assert_exactly_once(deployment, acks)
 
 

@@ -32,7 +32,7 @@ def test_a_worker_that_stalled_through_a_takeover_works_the_partitions_it_gets_b
     deployment.stack.stop_services(["worker-2"])
     time.sleep(3)
     acks = load.stop()
-    assert load.failures == 0
+    assert load.failures == 0, load.errors
     assert_exactly_once(deployment, acks, timeout_s=60)
 
 
@@ -52,5 +52,5 @@ def test_restores_longer_than_max_poll_interval_do_not_evict_workers_from_their_
     load = VoteLoad(deployment, poll_id, batch=40, pause_s=0.1).start()
     time.sleep(8)
     acks = load.stop()
-    assert load.failures == 0
+    assert load.failures == 0, load.errors
     assert_exactly_once(deployment, acks, timeout_s=90)

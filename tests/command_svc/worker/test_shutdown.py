@@ -36,5 +36,5 @@ def test_sigterm_hands_the_partitions_over_and_loses_and_doubles_nothing(
     )
     time.sleep(3.0)
     acks = load.stop()
-    assert load.failures == 0
+    assert load.failures == 0, load.errors
     assert_exactly_once(deployment, acks)
