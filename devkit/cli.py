@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 
 from devkit import k8s, keys, protogen
 from devkit.bench import cli as bench_cli
 from devkit.console import watch
 from devkit.stack import cli as stack_cli
-from voting.errors import VotingError
+from voting.cli import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        return handler(args)
-    except VotingError as exc:
-        print(f"devkit: {exc}", file=sys.stderr)
-        return 1
+    return run(build_parser(), argv, name="devkit")
 
 
 def build_parser() -> argparse.ArgumentParser:

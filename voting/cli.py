@@ -20,12 +20,17 @@ from voting.errors import VotingError
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser(), argv, name="voting")
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None, *, name: str) -> int:
+    """Run the subcommand ``argv`` names; a VotingError is one line on stderr and exit 1."""
+    args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except VotingError as exc:
-        print(f"voting: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 
 from devkit.process import Child, ProcessSpec, spawn
+from tests import processes
 
 PARENT = """
 import sys, time
@@ -18,16 +19,6 @@ child = spawn(ProcessSpec("sleeper", ["sleep", "600"]))
 print(child.pid, flush=True)
 time.sleep(600)
 """
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # Reaped by init once it got SIGTERM; a zombie counts as gone.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_a_child_is_stopped_when_its_parent_is_killed_right_after_starting_it() -> None:
@@ -42,9 +33,9 @@ def test_a_child_is_stopped_when_its_parent_is_killed_right_after_starting_it() 
             child_pid = int(parent.stdout.readline())
             parent.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while not _gone(child_pid) and time.monotonic() < deadline:
+        while not processes.gone(child_pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not _gone(child_pid):
+        if not processes.gone(child_pid):
             survivors.append(child_pid)
             os.kill(child_pid, signal.SIGKILL)
     assert survivors == [], f"{len(survivors)} of 25 children outlived their killed parent"

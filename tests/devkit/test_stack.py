@@ -16,6 +16,7 @@ import grpc
 import pytest
 
 from devkit.stack.components import free_port, free_run
+from tests import processes
 from tests.harness import wait_until
 from voting.v1 import command_service_pb2 as cmd
 from voting.v1 import command_service_pb2_grpc, poll_pb2, query_service_pb2_grpc
@@ -24,17 +25,7 @@ from voting.v1 import query_service_pb2 as q
 
 def descendants(pid: int) -> set[int]:
     """Every live process whose parent chain leads to ``pid``."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z":
-            parents[int(entry.name)] = int(fields[1])
+    parents = {child: parent for child, (parent, _) in processes.running().items()}
     found: set[int] = set()
     frontier = {pid}
     while frontier:
@@ -45,15 +36,7 @@ def descendants(pid: int) -> set[int]:
 
 
 def alive(pids: set[int]) -> set[int]:
-    still = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            still.add(pid)
-    return still
+    return {pid for pid in pids if not processes.gone(pid)}
 
 
 INFRA = ("kafka", "dynamodb", "redis")
