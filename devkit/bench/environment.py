@@ -15,8 +15,10 @@ from typing import Any
 
 from devkit.stack.stack import Stack, StackOptions
 
-# Results belong to the checkout, not to a package: bench/results at its root.
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+# Results belong to the checkout, not to a package: bench/results at its root. The
+# figures name the checkout's commit, wherever the command was started.
+SOURCE = Path(__file__).resolve().parents[2]
+RESULTS = SOURCE / "bench" / "results"
 
 
 @contextlib.contextmanager
@@ -43,7 +45,11 @@ def private_stack(
 
 def machine() -> dict[str, Any]:
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=SOURCE,
     ).stdout.strip()
     # Uncommitted changes to the code (not to results): the figures are not that commit's.
     changed = subprocess.run(
@@ -51,6 +57,7 @@ def machine() -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=False,
+        cwd=SOURCE,
     ).stdout.strip()
     return {
         "cpus": os.cpu_count(),
