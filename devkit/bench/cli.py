@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "bench",
         help="benchmarks that print figures (JSON); without BENCHMARK: the whole pipeline",
     )
-    bench.add_argument("--profile", choices=["quick", "standard"], default="quick")
+    bench.add_argument("--profile", choices=["smoke", "quick", "standard"], default="quick")
     bench.add_argument("--json", type=Path, help="where to write the figures")
     bench.add_argument("--seconds", type=float, help="of the pipeline load")
     bench.add_argument("--polls", type=int)
@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         timed = benches.add_parser(name, help=help_text)
         timed.add_argument("--seconds", type=float, default=20.0)
         timed.add_argument("--json", type=Path, help="where to write the figures")
+        if name != "write":
+            timed.add_argument(
+                "--max-followers", type=int, help="stop the ramps there (a smoke run)"
+            )
         timed.set_defaults(handler=_runner(name))
     recount = benches.add_parser("recount", help="recount time for a poll of N votes")
     recount.add_argument("--votes", type=int, default=1_000_000)

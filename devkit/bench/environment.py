@@ -7,12 +7,18 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+
+from devkit.process import ProcessSpec, spawn
+from devkit.stack.components import free_port
 from devkit.stack.stack import Stack, StackOptions
 
 # Results belong to the checkout, not to a package: bench/results at its root. The
@@ -43,6 +49,46 @@ def private_stack(
             stack.stop(grace_s=5)
 
 
+@dataclass(frozen=True)
+class Served:
+    address: str
+    pid: int
+
+
+@contextlib.contextmanager
+def served(stack: Stack | None, name: str, *args: str) -> Iterator[Served]:
+    """Runs ``devkit.bench.<name> --port P ARGS`` beside the stack (its settings in the
+    environment) until it accepts connections."""
+    port = free_port()
+    child = spawn(
+        ProcessSpec(
+            name,
+            [sys.executable, "-m", f"devkit.bench.{name}", "--port", str(port), *args],
+            env=stack.env() if stack is not None else {},
+            log_path=stack.log_dir / f"{name}.log" if stack is not None else None,
+        )
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not accepting(port):
+            if not child.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{child.log_tail()}")
+            time.sleep(0.2)
+        yield Served(f"127.0.0.1:{port}", child.pid)
+    finally:
+        child.terminate(5)
+
+
+def accepting(port: int) -> bool:
+    """A gRPC server listens on the port (no health service needed)."""
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=0.5)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+
+
 def machine() -> dict[str, Any]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
@@ -64,16 +110,28 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "commit": commit or "unknown",
-        "uncommitted_changes": bool(changed),
+        "dirty": bool(changed),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
 def write_json(figures: dict[str, Any], path: Path | None) -> Path:
+    """Writes the figures with what produced them: the commit, whether the tree was
+    dirty (then they are not that commit's), the machine and the command line."""
+    about = figures.setdefault("machine", machine())
+    figures.setdefault("commit", about["commit"])
+    figures.setdefault("dirty", about["dirty"])
+    figures.setdefault("command", command_line())
     target = path or RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return target
+
+
+def command_line() -> str:
+    if Path(sys.argv[0]).parent.name == "devkit":  # python -m devkit ...
+        return " ".join(["python", "-m", "devkit", *sys.argv[1:]])
+    return " ".join(sys.argv)
 
 
 def cpu_seconds(pid: int) -> float:

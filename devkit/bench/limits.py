@@ -15,38 +15,15 @@ from voting import dynamodb
 from voting.config import Settings
 from voting.kafka import KafkaClients, take_batch
 
-PAYLOAD = b"x" * 120  # about the size of a VoteCast record
 
-
-def raw_produce(settings: Settings, *, seconds: float) -> tuple[float, str, int]:
-    """Records/s an idempotent acks=all producer gets acknowledged; the topic and count."""
+def bench_topic(settings: Settings) -> str:
+    """A topic of its own (the votes topic's partitions) for records no worker decides."""
     kafka = KafkaClients(settings.kafka, settings.topics)
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
-    partitions = settings.topics.partitions
     admin = kafka.admin()
-    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+    for future in admin.create_topics([NewTopic(topic, settings.topics.partitions, 1)]).values():
         future.result()
-    producer = kafka.producer(client_id="bench-raw")
-    delivered = 0
-
-    def on_delivery(err: KafkaError | None, _: object) -> None:
-        nonlocal delivered
-        if err is None:
-            delivered += 1
-
-    started = time.monotonic()
-    sent = 0
-    while time.monotonic() - started < seconds:
-        for _ in range(1000):
-            try:
-                producer.produce(topic, PAYLOAD, str(sent).encode(), on_delivery=on_delivery)
-                sent += 1
-            except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-    producer.flush(60)
-    elapsed = time.monotonic() - started
-    return delivered / elapsed, topic, delivered
+    return topic
 
 
 def raw_consume(settings: Settings, topic: str, expected: int) -> float:
@@ -70,40 +47,37 @@ def raw_consume(settings: Settings, topic: str, expected: int) -> float:
     return max(seen, 0) / elapsed if seen >= expected * 0.99 else 0.0
 
 
-async def raw_dynamodb_writes(settings: Settings, *, seconds: float) -> tuple[float, int]:
-    """Accepted-vote writes/s through the worker's own ledger (conditional, batched), at
-    the best of a few concurrencies; returns (rate, concurrency)."""
-    best = (0.0, 0)
+async def raw_dynamodb_writes(settings: Settings, *, seconds: float, batch: int) -> float:
+    """Accepted-vote writes/s through the worker's own ledger, as the worker writes:
+    its concurrency, batches of its size, conditional transactions of 100."""
     async with dynamodb.client(settings.dynamodb) as ddb:
-        for concurrency in (4, 8, 16):
-            ledger = DynamoDBVoteLedger(ddb, settings.dynamodb.votes_table, concurrency=concurrency)
-            run = uuid.uuid4().hex[:8]
-            written = 0
-            started = time.monotonic()
-            while time.monotonic() - started < seconds / 3:
-                entries = [
-                    LedgerEntry(
-                        f"bench-{run}",
-                        i % 16,
-                        f"{run}-{written + i}",
-                        str(uuid.uuid4()),
-                        "a",
-                        0,
-                        0,
-                        written + i,
-                    )
-                    for i in range(concurrency * 100)
-                ]
-                await ledger.record(entries, 0)
-                written += len(entries)
-            rate = written / (time.monotonic() - started)
-            if rate > best[0]:
-                best = (rate, concurrency)
-    return best
+        ledger = DynamoDBVoteLedger(
+            ddb, settings.dynamodb.votes_table, concurrency=settings.worker.dynamodb_concurrency
+        )
+        run = uuid.uuid4().hex[:8]
+        written = 0
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            entries = [
+                LedgerEntry(
+                    f"bench-{run}",
+                    i % 16,
+                    f"{run}-{written + i}",
+                    str(uuid.uuid4()),
+                    "a",
+                    0,
+                    0,
+                    written + i,
+                )
+                for i in range(batch)
+            ]
+            await ledger.record(entries, 0)
+            written += len(entries)
+        return written / (time.monotonic() - started)
 
 
-def run_raw_dynamodb(settings: Settings, *, seconds: float) -> tuple[float, int]:
-    return asyncio.run(raw_dynamodb_writes(settings, seconds=seconds))
+def run_raw_dynamodb(settings: Settings, *, seconds: float, batch: int) -> float:
+    return asyncio.run(raw_dynamodb_writes(settings, seconds=seconds, batch=batch))
 
 
 def raw_redis(settings: Settings, *, seconds: float) -> float:

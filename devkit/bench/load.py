@@ -406,3 +406,11 @@ def down_windows(events: list[tuple[float, bool]]) -> list[tuple[float, float]]:
 
 def within(at: float, windows: list[tuple[float, float]]) -> bool:
     return any(start <= at <= end for start, end in windows)
+
+
+def acked_rate(target: str, spec: LoadSpec, seconds: float) -> tuple[float, VoteLoad]:
+    """Votes/s acknowledged by ``target`` under ``spec`` for ``seconds``."""
+    load = VoteLoad(target, spec)
+    started = time.monotonic()
+    asyncio.run(load.run(lambda: False, seconds=seconds))
+    return len(load.record.acks) / (time.monotonic() - started), load

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,16 +38,21 @@ import grpc
 import redis.asyncio as aioredis
 
 from devkit.bench import limits
-from devkit.bench.environment import cpu_seconds, machine, peak_rss_mib, private_stack, write_json
-from devkit.bench.load import LoadRecord, LoadSpec, VoteLoad
+from devkit.bench.environment import (
+    cpu_seconds,
+    machine,
+    peak_rss_mib,
+    private_stack,
+    served,
+    write_json,
+)
+from devkit.bench.load import LoadRecord, LoadSpec, VoteLoad, acked_rate
 from devkit.bench.plot import timeline_png
 from devkit.bench.polls import close_and_await_final, create_polls
 from devkit.bench.progress import Progress
-from devkit.bench.read import accepting, bare_server, collect_swarm, spawn_swarm, swarm
+from devkit.bench.read import collect_swarm, spawn_swarm, swarm
 from devkit.bench.readers import read_load
-from devkit.bench.stats import percentile, rounded
-from devkit.process import ProcessSpec, spawn
-from devkit.stack.components import free_port
+from devkit.bench.stats import percentile, rounded, windows
 from devkit.stack.stack import Stack
 from voting.config import Settings
 from voting.readmodel import ACTIVE_KEY, DEFAULT_NAMESPACE, Keys
@@ -75,15 +79,28 @@ class Profile:
     # that no stage starves, small enough that vote-to-visible latency shows the pipeline
     # rather than a queue (at saturation it includes about max_backlog / rate of waiting).
     max_backlog: int = 5000
-    limit_s: float = 3.0  # each raw limit
+    limit_s: float = 3.0  # each window of each limit
+    limit_windows: int = 3
     compare_s: float = 10.0  # each of the four CQRS/baseline runs
     readers: int = 32  # GetResults in flight, the heavy readers
 
     def planned_s(self) -> float:
-        return 60 + 7 * self.limit_s + self.seconds * 1.5 + 4 * self.compare_s + 30
+        limits = (6 * self.limit_windows + 1) * self.limit_s
+        return 60 + limits + self.seconds * 1.5 + 4 * (self.compare_s + 10) + 30
 
 
 PROFILES = {
+    # Seconds each, for CI: that every figure is produced, not what it is.
+    "smoke": Profile(
+        "smoke",
+        seconds=5.0,
+        batch=100,
+        watchers=20,
+        max_backlog=1000,
+        limit_s=1.0,
+        compare_s=3.0,
+        readers=8,
+    ),
     "quick": Profile("quick", seconds=40.0, batch=250, max_backlog=3000),
     "standard": Profile(
         "standard",
@@ -122,6 +139,8 @@ def run(
         **compared,
     }
     result["ratios"] = ratios(result)
+    # Fast and wrong is a failure: the command exits non-zero.
+    result["ok"] = bool(result["exact"] and result["cqrs_exact"] and result["baseline_exact"])
     result["timeline"] = timeline
     path = write_json(result, json_path)
     result["json"] = str(path)
@@ -141,37 +160,122 @@ def run(
 
 
 def measure_limits(stack: Stack, profile: Profile, progress: Progress) -> dict[str, Any]:
+    """Each limit as the stage it bounds runs: the same records, batch, concurrency and
+    process count, on the same stack with the services up and idle; the median of
+    ``limit_windows`` windows, with the spread."""
     settings = stack.settings()
-    seconds = profile.limit_s
-    progress.show("limits", "raw broker produce")
-    produce_rate, topic, produced = limits.raw_produce(settings, seconds=seconds)
-    progress.show("limits", "raw broker consume")
-    consume_rate = limits.raw_consume(settings, topic, produced)
+    seconds, count = profile.limit_s, profile.limit_windows
+    topic = limits.bench_topic(settings)
+    spec = LoadSpec(
+        polls=["limits"],
+        options=OPTIONS,
+        voters=profile.voters,
+        repeat_ratio=profile.repeat_ratio,
+        batch=profile.batch,
+        lanes=profile.lanes,
+    )
+    produced = 0
+
+    def bare_batch() -> float:
+        nonlocal produced
+        rate, load = acked_rate(bare.address, spec, seconds)
+        produced += len(load.record.acks)
+        return rate
+
+    progress.show("limits", "bare batch server (CastVotes produced as the command service does)")
+    with served(stack, "bare", "--topic", topic) as bare:
+        bare_batch_rate = windows(bare_batch, count)
+    progress.show("limits", "raw broker consume of those records")
+    consume = windows(lambda: limits.raw_consume(settings, topic, produced), count)
     progress.show("limits", "raw DynamoDB ledger writes")
-    dynamodb_rate, concurrency = limits.run_raw_dynamodb(settings, seconds=seconds)
+    batch_max = settings.worker.batch_max
+    # DynamoDB Local's JIT warms up: its first window is several times slower.
+    dynamodb_rate = windows(
+        lambda: limits.run_raw_dynamodb(settings, seconds=seconds, batch=batch_max),
+        count,
+        warmup=1,
+    )
     progress.show("limits", "raw Redis increments")
-    redis_rate = limits.raw_redis(settings, seconds=seconds)
-    poll_id = create_polls(settings, 1, 3, prefix="limits")[0]
+    redis_rate = windows(lambda: limits.raw_redis(settings, seconds=seconds), count)
+    poll_id = create_polls(settings, 1, len(OPTIONS), prefix="limits")[0]
     progress.show("limits", "bare gRPC unary and broadcast")
-    with bare_server(rate=10.0) as target:
-        bare_unary = asyncio.run(read_load(target, "bench", seconds=seconds))
-        bare_push = swarm(target, "bench", profile.watchers, seconds)
+    with served(None, "broadcast", "--rate", "10") as broadcast:
+        bare_unary = windows(
+            lambda: asyncio.run(read_load(broadcast.address, "bench", seconds=seconds))[
+                "reads_per_s"
+            ],
+            count,
+        )
+        bare_push = swarm(broadcast.address, "bench", profile.watchers, seconds)
     progress.show("limits", "query service unary")
-    query_unary = asyncio.run(read_load(settings.query.listen, poll_id, seconds=seconds))
+    query_unary = windows(
+        lambda: asyncio.run(read_load(settings.query.listen, poll_id, seconds=seconds))[
+            "reads_per_s"
+        ],
+        count,
+    )
+    background = "command, worker, projector, query service up and idle"
     return {
-        "raw_produce_per_s": rounded(produce_rate),
-        "raw_consume_per_s": rounded(consume_rate),
-        "raw_dynamodb_writes_per_s": rounded(dynamodb_rate),
-        "raw_dynamodb_concurrency": concurrency,
-        "raw_redis_increments_per_s": rounded(redis_rate),
-        "bare_grpc_unary_per_s": rounded(bare_unary["reads_per_s"]),
+        "bare_batch_server_votes_per_s": {
+            **bare_batch_rate,
+            "conditions": {
+                "what": "CastVotes parsed, VoteCast records built and produced with the "
+                "command service's producer settings and headers, acknowledged per vote",
+                "batch": profile.batch,
+                "calls_in_flight": profile.lanes,
+                "processes": 1,
+                "window_s": seconds,
+                "background": background,
+            },
+        },
+        "raw_consume_per_s": {
+            **consume,
+            "conditions": {
+                "what": "read_committed read of the bare server's records, start to end",
+                "processes": 1,
+                "records": produced,
+            },
+        },
+        "raw_dynamodb_writes_per_s": {
+            **dynamodb_rate,
+            "conditions": {
+                "what": "the worker's own ledger (conditional transactions of 100)",
+                "concurrency": settings.worker.dynamodb_concurrency,
+                "batch": batch_max,
+                "window_s": seconds,
+                "background": background,
+            },
+        },
+        "raw_redis_increments_per_s": {
+            **redis_rate,
+            "conditions": {
+                "what": "HINCRBY pipelined 1000 per round trip, one client",
+                "window_s": seconds,
+            },
+        },
+        "bare_grpc_unary_per_s": {
+            **bare_unary,
+            "conditions": {
+                "what": "GetResults of a pre-serialized 3-option snapshot (bench/broadcast)",
+                "in_flight": 64,
+                "window_s": seconds,
+            },
+        },
+        "query_get_results_per_s": {
+            **query_unary,
+            "conditions": {
+                "what": "the query service's GetResults of a 3-option poll",
+                "in_flight": 64,
+                "window_s": seconds,
+            },
+        },
         "bare_grpc_broadcast": {
             "subscribers": profile.watchers,
             "connected": bare_push["connected"],
             "pushes_per_s": rounded(bare_push["received"] / seconds),
             "p99_ms": rounded(bare_push["p99_ms"]),
+            "conditions": {"updates_per_s": 10, "seconds": seconds, "swarm_processes": 2},
         },
-        "query_get_results_per_s": rounded(query_unary["reads_per_s"]),
     }
 
 
@@ -359,94 +463,172 @@ def usage(stack: Stack) -> dict[str, tuple[float, float]]:
 
 
 def compare(stack: Stack, profile: Profile, progress: Progress) -> dict[str, Any]:
+    """The same load on each design, quiet and beside heavy readers, alternating so that
+    neither gets the fresher box; each run is drained, closed and checked before the next
+    starts, so no run shares the stores with the previous one's backlog."""
     settings = stack.settings()
-    seconds = profile.compare_s
-    quiet, heavy = create_polls(settings, 2, len(OPTIONS), prefix="compare")
-    figures: dict[str, Any] = {}
-    progress.show("CQRS vs single model", "CQRS, quiet")
-    figures["cqrs_write_per_s_quiet"], _ = write_rate(settings.command.listen, quiet, seconds)
-    progress.show("CQRS vs single model", "CQRS, heavy reads")
-    figures["cqrs_write_per_s_heavy_reads"], figures["cqrs_reads"] = write_rate(
-        settings.command.listen, heavy, seconds, readers=(settings.query.listen, profile.readers)
-    )
-    with baseline_server(stack) as target:
-        progress.show("CQRS vs single model", "baseline, quiet")
-        figures["baseline_write_per_s_quiet"], _ = write_rate(target, "baseline-quiet", seconds)
-        progress.show("CQRS vs single model", "baseline, heavy reads")
-        figures["baseline_write_per_s_heavy_reads"], figures["baseline_reads"] = write_rate(
-            target, "baseline-heavy", seconds, readers=(target, profile.readers)
-        )
+    figures: dict[str, Any] = {"runs_order": []}
+    exact: dict[str, list[bool]] = {"cqrs": [], "baseline": []}
+    with served(stack, "baseline") as server:
+        baseline = server.address
+        designs = {
+            "baseline": (baseline, baseline),
+            "cqrs": (settings.command.listen, settings.query.listen),
+        }
+        for condition in ("quiet", "heavy_reads"):
+            for design, endpoints in designs.items():
+                run = f"{design}_{condition}"
+                progress.show("CQRS vs single model", run.replace("_", ", ", 1))
+                measured = counted_run(
+                    settings,
+                    endpoints,
+                    profile,
+                    readers=profile.readers if condition == "heavy_reads" else 0,
+                    await_read_side=design == "cqrs",
+                )
+                figures["runs_order"].append(run)
+                figures[f"{design}_counted_per_s_{condition}"] = measured["counted_per_s"]
+                figures[f"{design}_acked_per_s_{condition}"] = measured["acked_per_s"]
+                if measured["reads"] is not None:
+                    figures[f"{design}_reads"] = measured["reads"]
+                figures[f"{run}_exact"] = measured["exact"]
+                exact[design].append(measured["exact"])
+    figures["cqrs_exact"] = all(exact["cqrs"])
+    figures["baseline_exact"] = all(exact["baseline"])
+    figures["compare_load"] = {
+        "seconds": profile.compare_s,
+        "batch": profile.batch,
+        "lanes": profile.lanes,
+        "voters": profile.voters,
+        "repeat_ratio": profile.repeat_ratio,
+        "options": len(OPTIONS),
+        "max_backlog": profile.max_backlog,
+        "readers_in_flight": profile.readers,
+        "counted": "accepted votes readable by GetResults, from the first call to the "
+        "moment the last one was, over that time",
+    }
     return figures
 
 
-def write_rate(
-    target: str, poll_id: str, seconds: float, *, readers: tuple[str, int] | None = None
-) -> tuple[float, dict[str, Any] | None]:
-    """Acknowledged votes/s of the same write load (CastVotes of 100, 4 in flight), with
-    heavy readers of the same poll in their own process if asked."""
-    reader_proc = None
-    if readers is not None:
-        reader_target, in_flight = readers
-        reader_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devkit.bench.readers",
-                "--target",
-                reader_target,
-                "--poll",
-                poll_id,
-                "--seconds",
-                str(seconds + 2),
-                "--in-flight",
-                str(in_flight),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(1.0)  # the readers are at full speed before the writes start
+def counted_run(
+    settings: Settings,
+    endpoints: tuple[str, str],
+    profile: Profile,
+    *,
+    readers: int,
+    await_read_side: bool,
+) -> dict[str, Any]:
+    """Votes/s counted: from the first call until GetResults shows every accepted vote
+    (for the baseline that is the last acknowledgement; for CQRS, the last vote through
+    the worker and the projector). Then the poll is closed and its FINAL checked against
+    the truth."""
+    commands_at, queries_at = endpoints
+    (poll_id,) = create_polls(
+        settings,
+        1,
+        len(OPTIONS),
+        prefix="compare",
+        await_read_side=await_read_side,
+        endpoints=endpoints,
+    )
+    reader_proc = spawn_readers(queries_at, poll_id, profile.compare_s + 2, readers)
     load = VoteLoad(
-        target,
+        commands_at,
         LoadSpec(
-            polls=[poll_id], options=OPTIONS, batch=100, lanes=4, repeat_ratio=0.0, timeout_s=60
+            polls=[poll_id],
+            options=OPTIONS,
+            voters=profile.voters,
+            repeat_ratio=profile.repeat_ratio,
+            batch=profile.batch,
+            lanes=profile.lanes,
+            timeout_s=60,
         ),
     )
-    started = time.monotonic()
-    asyncio.run(load.run(lambda: False, seconds=seconds))
+    counted = 0
+
+    async def measure() -> tuple[float, float, float]:
+        nonlocal counted
+        load_ended: float | None = None
+        all_counted = asyncio.Event()
+        async with grpc.aio.insecure_channel(queries_at) as channel:
+            stub: Any = query_service_pb2_grpc.QueryServiceStub(channel)
+
+            async def monitor() -> None:
+                nonlocal counted
+                while True:
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        request = q.GetResultsRequest(poll_id=poll_id)
+                        counted = (await stub.GetResults(request, timeout=10)).results.total
+                    if load_ended is not None and counted >= load.record.accepted_expected:
+                        all_counted.set()
+                    await asyncio.sleep(0.05)
+
+            task = asyncio.create_task(monitor())
+            load.gate = lambda: load.record.accepted_expected - counted <= profile.max_backlog
+            started = time.monotonic()
+            await load.run(lambda: False, seconds=profile.compare_s)
+            load_ended = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_counted.wait(), timeout=180)
+            drained = time.monotonic()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return started, load_ended, drained
+
+    started, load_ended, drained = asyncio.run(measure())
     if load.record.refused:
-        raise RuntimeError(f"{target} refused votes: {load.record.failure_codes}")
-    rate = len(load.record.acks) / (time.monotonic() - started)
+        raise RuntimeError(f"{commands_at} refused votes: {load.record.failure_codes}")
     reads = None
     if reader_proc is not None:
-        reads = json.loads(reader_proc.communicate(timeout=120)[0])
-        reads = {k: rounded(v) for k, v in reads.items()}
-    return rounded(rate), reads
-
-
-@contextlib.contextmanager
-def baseline_server(stack: Stack) -> Iterator[str]:
-    port = free_port()
-    child = spawn(
-        ProcessSpec(
-            "baseline",
-            [sys.executable, "-m", "devkit.bench.baseline", "--port", str(port)],
-            env=stack.env(),
-            log_path=stack.log_dir / "baseline.log",
-        )
+        reads = {
+            k: rounded(v) for k, v in json.loads(reader_proc.communicate(timeout=120)[0]).items()
+        }
+    finals = close_and_await_final(settings, [poll_id], endpoints=endpoints)
+    final = finals.get(poll_id)
+    truth = load.record.truth_counts(poll_id, OPTIONS)
+    exact = bool(
+        final
+        and final.final
+        and {c.option_id: c.votes for c in final.counts} == truth
+        and (not await_read_side or final.recount.matched)
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not accepting(port):
-            if not child.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the baseline service did not start:\n{child.log_tail()}")
-            time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        child.terminate(5)
+    return {
+        "counted_per_s": rounded(load.record.accepted_expected / (drained - started)),
+        "acked_per_s": rounded(len(load.record.acks) / (load_ended - started)),
+        "reads": reads,
+        "exact": exact,
+    }
+
+
+def spawn_readers(
+    target: str, poll_id: str, seconds: float, in_flight: int
+) -> subprocess.Popen[str] | None:
+    """Heavy readers of the poll in their own process, at full speed before the writes."""
+    if in_flight <= 0:
+        return None
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devkit.bench.readers",
+            "--target",
+            target,
+            "--poll",
+            poll_id,
+            "--seconds",
+            str(seconds),
+            "--in-flight",
+            str(in_flight),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    return proc
 
 
 def ratios(result: dict[str, Any]) -> dict[str, float]:
-    limit = result["limits"]
+    limit = {k: v["median"] for k, v in result["limits"].items() if "median" in v}
     e2e = result["e2e_votes_per_s"]
 
     def ratio(a: float, b: float) -> float:
@@ -456,23 +638,25 @@ def ratios(result: dict[str, Any]) -> dict[str, float]:
         "e2e_to_raw_dynamodb_writes": ratio(e2e, limit["raw_dynamodb_writes_per_s"]),
         "e2e_to_raw_consume": ratio(e2e, limit["raw_consume_per_s"]),
         "e2e_to_raw_redis_increments": ratio(e2e, limit["raw_redis_increments_per_s"]),
-        "acked_to_raw_produce": ratio(result["acked_votes_per_s"], limit["raw_produce_per_s"]),
+        "acked_to_bare_batch_server": ratio(
+            result["acked_votes_per_s"], limit["bare_batch_server_votes_per_s"]
+        ),
         "query_unary_to_bare_grpc_unary": ratio(
             limit["query_get_results_per_s"], limit["bare_grpc_unary_per_s"]
         ),
         "push_p99_to_bare_grpc_push_p99": ratio(
-            result["push_p99_ms"], limit["bare_grpc_broadcast"]["p99_ms"]
+            result["push_p99_ms"], result["limits"]["bare_grpc_broadcast"]["p99_ms"]
         ),
-        "cqrs_to_baseline_quiet": ratio(
-            result["cqrs_write_per_s_quiet"], result["baseline_write_per_s_quiet"]
+        "cqrs_to_baseline_counted_quiet": ratio(
+            result["cqrs_counted_per_s_quiet"], result["baseline_counted_per_s_quiet"]
         ),
-        "cqrs_to_baseline_heavy_reads": ratio(
-            result["cqrs_write_per_s_heavy_reads"], result["baseline_write_per_s_heavy_reads"]
+        "cqrs_to_baseline_counted_heavy_reads": ratio(
+            result["cqrs_counted_per_s_heavy_reads"], result["baseline_counted_per_s_heavy_reads"]
         ),
         "cqrs_heavy_reads_to_quiet": ratio(
-            result["cqrs_write_per_s_heavy_reads"], result["cqrs_write_per_s_quiet"]
+            result["cqrs_counted_per_s_heavy_reads"], result["cqrs_counted_per_s_quiet"]
         ),
         "baseline_heavy_reads_to_quiet": ratio(
-            result["baseline_write_per_s_heavy_reads"], result["baseline_write_per_s_quiet"]
+            result["baseline_counted_per_s_heavy_reads"], result["baseline_counted_per_s_quiet"]
         ),
     }

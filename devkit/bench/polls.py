@@ -15,13 +15,22 @@ from voting.v1 import query_service_pb2 as q
 
 
 def create_polls(
-    settings: Settings, count: int, options: int, *, prefix: str, await_read_side: bool = True
+    settings: Settings,
+    count: int,
+    options: int,
+    *,
+    prefix: str,
+    await_read_side: bool = True,
+    endpoints: tuple[str, str] | None = None,
 ) -> list[str]:
+    """``endpoints`` (commands, queries) when not the stack's own services: the
+    single-model baseline serves both contracts."""
     stamp = int(time.time() * 1000)
     polls = [f"{prefix}-{stamp}-{i}" for i in range(count)]
+    commands_at, queries_at = endpoints or (settings.command.listen, settings.query.listen)
     with (
-        grpc.insecure_channel(settings.command.listen) as cc,
-        grpc.insecure_channel(settings.query.listen) as qc,
+        grpc.insecure_channel(commands_at) as cc,
+        grpc.insecure_channel(queries_at) as qc,
     ):
         commands: Any = command_service_pb2_grpc.CommandServiceStub(cc)
         queries: Any = query_service_pb2_grpc.QueryServiceStub(qc)
@@ -42,7 +51,9 @@ def create_polls(
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    queries.GetPoll(q.GetPollRequest(poll_id=poll_id), timeout=5)
+                    # Results, not only the poll: followers need them, and the
+                    # projector writes them after the poll's metadata.
+                    queries.GetResults(q.GetResultsRequest(poll_id=poll_id), timeout=5)
                     break
                 except grpc.RpcError:
                     if time.monotonic() > deadline:
@@ -52,13 +63,18 @@ def create_polls(
 
 
 def close_and_await_final(
-    settings: Settings, polls: list[str], *, timeout_s: float = 180
+    settings: Settings,
+    polls: list[str],
+    *,
+    timeout_s: float = 180,
+    endpoints: tuple[str, str] | None = None,
 ) -> dict[str, results_pb2.Results]:
     """Closes the polls, then waits for each one's FINAL results (the recount done)."""
     finals: dict[str, results_pb2.Results] = {}
+    commands_at, queries_at = endpoints or (settings.command.listen, settings.query.listen)
     with (
-        grpc.insecure_channel(settings.command.listen) as cc,
-        grpc.insecure_channel(settings.query.listen) as qc,
+        grpc.insecure_channel(commands_at) as cc,
+        grpc.insecure_channel(queries_at) as qc,
     ):
         commands: Any = command_service_pb2_grpc.CommandServiceStub(cc)
         queries: Any = query_service_pb2_grpc.QueryServiceStub(qc)

@@ -13,25 +13,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import redis
 
-from devkit.bench.environment import machine, private_stack, write_json
+from devkit.bench.environment import machine, private_stack, served, write_json
 from devkit.bench.load import LoadSpec, VoteLoad
 from devkit.bench.polls import create_polls
 from devkit.bench.stats import percentile, rounded
-from devkit.process import ProcessSpec, spawn
-from devkit.stack.components import free_port, grpc_serving
+from devkit.stack.components import grpc_serving
 from devkit.stack.stack import Stack
 from voting.config import Settings
 from voting.readmodel import CHANGES_CHANNEL, DEFAULT_NAMESPACE, Keys, change_message
@@ -184,7 +181,16 @@ def ramp(
     return best, steps
 
 
-def fanout(stack: Stack, poll_id: str, *, seconds: float) -> dict[str, Any]:
+def capped(counts: tuple[int, ...], most: int | None) -> tuple[int, ...]:
+    """The ramp's steps up to ``most`` followers (at least the first step)."""
+    if most is None:
+        return counts
+    return tuple(c for c in counts if c <= most) or counts[:1]
+
+
+def fanout(
+    stack: Stack, poll_id: str, *, seconds: float, max_followers: int | None = None
+) -> dict[str, Any]:
     settings = stack.settings()
     query = settings.query.listen
     figures: dict[str, Any] = {}
@@ -193,45 +199,20 @@ def fanout(stack: Stack, poll_id: str, *, seconds: float) -> dict[str, Any]:
         best, steps = ramp(
             query,
             poll_id,
-            counts,
+            capped(counts, max_followers),
             window,
             lambda hz=hz: ChangeDriver(settings.redis.url, poll_id, hz),
         )
         figures[f"subscribers_per_process_{int(hz)}hz"] = best
         figures[f"steps_{int(hz)}hz"] = steps
-    with bare_server(rate=10.0) as target:
-        best, steps = ramp(target, "bench", RAMP_10HZ, max(3.0, seconds / 4), _no_driver)
+    with served(None, "broadcast", "--rate", "10") as bare:
+        target = bare.address
+        best, steps = ramp(
+            target, "bench", capped(RAMP_10HZ, max_followers), max(3.0, seconds / 4), _no_driver
+        )
     figures["raw_subscribers_per_process_10hz"] = best
     figures["raw_steps_10hz"] = steps
     return figures
-
-
-@contextlib.contextmanager
-def bare_server(*, rate: float) -> Iterator[str]:
-    """The bare gRPC server (``bench.broadcast``) in its own process; yields its target."""
-    port = free_port()
-    raw = spawn(
-        ProcessSpec(
-            "broadcast",
-            [
-                sys.executable,
-                "-m",
-                "devkit.bench.broadcast",
-                "--port",
-                str(port),
-                "--rate",
-                str(rate),
-            ],
-        )
-    )
-    try:
-        for _ in range(100):
-            if raw.alive() and accepting(port):
-                break
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        raw.terminate(5)
 
 
 class _NoDriver:
@@ -246,24 +227,16 @@ def _no_driver() -> _NoDriver:
     return _NoDriver()
 
 
-def accepting(port: int) -> bool:
-    """A gRPC server listens on the port (no health service needed)."""
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=0.5)
-        return True
-    except grpc.FutureTimeoutError:
-        return False
-
-
-def run(*, seconds: float, json_path: Path | None) -> dict[str, Any]:
+def run(
+    *, seconds: float, json_path: Path | None, max_followers: int | None = None
+) -> dict[str, Any]:
     with private_stack(services=("command", "worker", "projector", "query")) as stack:
         settings = stack.settings()
         visible_poll, poll_id = create_polls(settings, 2, 2, prefix="read")
         visible = asyncio.run(vote_to_visible(settings, visible_poll, seconds=seconds * 0.5))
         stack.stop_services(["worker", "projector", "command"])  # the query service has the box
         assert grpc_serving(settings.query.listen)
-        fan = fanout(stack, poll_id, seconds=seconds)
+        fan = fanout(stack, poll_id, seconds=seconds, max_followers=max_followers)
     steps = [
         s for s in fan["steps_10hz"] if s["subscribers"] == fan["subscribers_per_process_10hz"]
     ]

@@ -30,7 +30,14 @@ import grpc
 
 from devkit.bench.environment import cpu_seconds, machine, peak_rss_mib, private_stack, write_json
 from devkit.bench.polls import create_polls
-from devkit.bench.read import PUSH_P99_LIMIT_MS, RAMP_1HZ, RAMP_10HZ, ChangeDriver, ramp
+from devkit.bench.read import (
+    PUSH_P99_LIMIT_MS,
+    RAMP_1HZ,
+    RAMP_10HZ,
+    ChangeDriver,
+    capped,
+    ramp,
+)
 from devkit.bench.stats import percentile, rounded
 from devkit.stack.components import grpc_serving
 from voting.v1 import query_service_pb2 as q
@@ -74,7 +81,9 @@ def _at_limit(steps: list[dict[str, Any]], best: int) -> dict[str, Any] | None:
     return next((s for s in steps if s["subscribers"] == best), None)
 
 
-def run(*, seconds: float, json_path: Path | None) -> dict[str, Any]:
+def run(
+    *, seconds: float, json_path: Path | None, max_followers: int | None = None
+) -> dict[str, Any]:
     services = ("command", "worker", "projector", "query", "gateway")
     with private_stack(services=services) as stack:
         settings = stack.settings()
@@ -84,7 +93,8 @@ def run(*, seconds: float, json_path: Path | None) -> dict[str, Any]:
         gateway = f"http://{settings.gateway.listen}"
         gateway_pid = stack.children["gateway"].pid
         figures: dict[str, Any] = {}
-        for hz, counts in ((10.0, RAMP_10HZ), (1.0, RAMP_1HZ)):
+        for hz, every in ((10.0, RAMP_10HZ), (1.0, RAMP_1HZ)):
+            counts = capped(every, max_followers)
             window = max(3.0, seconds / 4) if hz >= 10 else max(6.0, seconds / 2)
 
             probes: list[dict[str, float]] = []

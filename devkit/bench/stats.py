@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -17,3 +19,17 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def rounded(value: float, digits: int = 1) -> float:
     return round(value, digits)
+
+
+def windows(measure: Callable[[], float], count: int, *, warmup: int = 0) -> dict[str, Any]:
+    """Runs ``measure`` ``count`` times back to back (after ``warmup`` runs that are
+    not kept): the median and the spread."""
+    for _ in range(warmup):
+        measure()
+    values = [measure() for _ in range(count)]
+    return {
+        "median": rounded(statistics.median(values)),
+        "min": rounded(min(values)),
+        "max": rounded(max(values)),
+        "windows": [rounded(v) for v in values],
+    }
