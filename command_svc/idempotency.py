@@ -7,11 +7,11 @@ is refused. Two tiers answer it:
 - :class:`RequestLedger`, this process's memory: bounded (size and age), and where a
   concurrent duplicate waits for the first attempt's outcome;
 - :class:`SharedRequests`, in Redis, so a retry that reaches another process gets the
-  same answer: a request is claimed there (``SET NX``) before it is appended and holds
-  its acknowledgement afterwards. When Redis does not answer, each process falls back to
-  its own memory for a few seconds: a retry elsewhere is then appended again under the
-  SAME vote id, which the dedup worker recognises (nothing is counted twice, and a
-  stored vote's option never changes).
+  same answer: a request is claimed there (``SET NX``; a batch in one script call)
+  before it is appended and holds its acknowledgement afterwards. When Redis does not
+  answer, each process falls back to its own memory for a few seconds: a retry
+  elsewhere is then appended again under the SAME vote id, which the dedup worker
+  recognises (nothing is counted twice, and a stored vote's option never changes).
 
 Claims are settled by the task that appends, never by the RPC that started it: a caller
 that gives up (its deadline passed) leaves the append to finish and its retry to find
@@ -24,11 +24,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from command_svc.errors import RequestIdReused
@@ -125,13 +125,33 @@ class RequestLedger:
             flight[1].set_result(None)
 
 
+# One call per batch, not one command per vote: the per-command work of the client
+# (building, packing and parsing each command) was the largest cost of a CastVotes.
+# KEYS are the votes' keys; they must live on one Redis primary (no Cluster slots
+# across them), as the deployment has it.
+_CLAIM = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1], 'GET')
+end
+return out
+"""
+_COMPLETE = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
+end
+return #KEYS
+"""
+
+
 class SharedRequests:
     """Request ids shared by every command process through Redis.
 
     ``idem:<vote id>`` holds ``p|<option>`` while a process appends the vote (expiring
     after ``claim_ttl_s``, so a process that died mid-append does not block the request
     for long) and ``d|<option>|<partition>|<offset>|<received ms>`` afterwards, for
-    ``ttl_s``. Memory: about 100 bytes x votes/s x ``ttl_s``.
+    ``ttl_s``. Memory: about 100 bytes x votes/s x ``ttl_s``. A batch's claims are one
+    script call, its completions another.
     """
 
     def __init__(self, client: aioredis.Redis | None, *, ttl_s: float, claim_ttl_s: float) -> None:
@@ -139,6 +159,8 @@ class SharedRequests:
         self._ttl_ms = int(ttl_s * 1000)
         self._claim_ttl_ms = int(claim_ttl_s * 1000)
         self._down_until = 0.0
+        self._claim = client.register_script(_CLAIM) if client is not None else None
+        self._complete = client.register_script(_COMPLETE) if client is not None else None
 
     @property
     def available(self) -> bool:
@@ -151,11 +173,13 @@ class SharedRequests:
         what was there. None overall when Redis did not answer (nothing is known)."""
         if not votes:
             return []
+        script = self._claim
         replies = await self._run(
-            lambda pipe: [
-                pipe.set(_PREFIX + v, f"p|{o}", nx=True, px=self._claim_ttl_ms, get=True)
-                for v, _, o in votes
-            ]
+            lambda client: script(  # type: ignore[misc]
+                keys=[_PREFIX + v for v, _, _ in votes],
+                args=[self._claim_ttl_ms, *(f"p|{o}" for _, _, o in votes)],
+                client=client,
+            )
         )
         if replies is None:
             return None
@@ -166,7 +190,9 @@ class SharedRequests:
 
     async def lookup(self, votes: Sequence[tuple[str, str]]) -> list[Ack | Pending | None] | None:
         """What is known of each (vote id, poll id), without claiming it."""
-        replies = await self._run(lambda pipe: [pipe.get(_PREFIX + v) for v, _ in votes])
+        if not votes:
+            return []
+        replies = await self._run(lambda client: client.mget([_PREFIX + v for v, _ in votes]))
         if replies is None:
             return None
         return [
@@ -175,20 +201,26 @@ class SharedRequests:
         ]
 
     async def complete(self, acks: Sequence[Ack]) -> None:
+        if not acks:
+            return
+        script = self._complete
         await self._run(
-            lambda pipe: [pipe.set(_PREFIX + a.vote_id, a.encode(), px=self._ttl_ms) for a in acks]
+            lambda client: script(  # type: ignore[misc]
+                keys=[_PREFIX + a.vote_id for a in acks],
+                args=[self._ttl_ms, *(a.encode() for a in acks)],
+                client=client,
+            )
         )
 
     async def release(self, vote_ids: Sequence[str]) -> None:
-        await self._run(lambda pipe: [pipe.delete(_PREFIX + v) for v in vote_ids])
+        if vote_ids:
+            await self._run(lambda client: client.delete(*(_PREFIX + v for v in vote_ids)))
 
-    async def _run(self, build: Callable[[Pipeline], object]) -> list[bytes | None] | None:
+    async def _run(self, call: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
         if not self.available or self._redis is None:
             return None
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                build(pipe)
-                replies: list[bytes | None] = await pipe.execute()
+            return await call(self._redis)
         except (RedisError, OSError) as exc:
             log.warning(
                 "request ids fall back to this process: Redis unavailable",
@@ -196,4 +228,3 @@ class SharedRequests:
             )
             self._down_until = time.monotonic() + FALLBACK_S
             return None
-        return replies

@@ -1,5 +1,5 @@
 """The command side's ports: one contract, kept by the in-memory adapters (unit tests of
-the command rules run on them) and by the DynamoDB adapters production runs."""
+the command rules run on them) and by the DynamoDB and Redis adapters production runs."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from command_svc.counted import DynamoDBCountedVotes
-from command_svc.idempotency import Ack
-from command_svc.memory import InMemoryCountedVotes, InMemoryPollStore
+from command_svc.idempotency import Ack, Pending, SharedRequests
+from command_svc.memory import InMemoryCountedVotes, InMemoryPollStore, InMemorySharedRequests
 from command_svc.polls import DynamoDBPollStore
-from command_svc.ports import CountedVotes, PollStore
+from command_svc.ports import CountedVotes, PollStore, SharedRequestIds
 from tests.harness import Deployment
 from voting import dynamodb
 from voting.dynamodb import vote_pk
@@ -203,3 +204,81 @@ class TestDynamoDBCountedVotes(CountedVotesContract):
 
     def counted(self) -> contextlib.AbstractAsyncContextManager[tuple[CountedVotes, Any]]:
         return self._counted()
+
+
+class SharedRequestsContract:
+    """What every store of shared request ids promises, one batch per call."""
+
+    def shared(self) -> contextlib.AbstractAsyncContextManager[SharedRequestIds]:
+        raise NotImplementedError
+
+    def run(self, case: Callable[[SharedRequestIds], Awaitable[None]]) -> None:
+        async def go() -> None:
+            async with self.shared() as shared:
+                await case(shared)
+
+        asyncio.run(go())
+
+    def test_a_batch_is_claimed_once_and_a_second_claim_sees_each_vote_pending(self) -> None:
+        async def case(shared: SharedRequestIds) -> None:
+            run = uuid.uuid4().hex[:8]
+            votes = [(f"{run}-v{i}", "p", f"o{i % 2}") for i in range(250)]
+            assert await shared.claim(votes) == [None] * 250
+            again = await shared.claim([*votes[:2], (f"{run}-new", "p", "a")])
+            assert again == [Pending("o0"), Pending("o1"), None]
+
+        self.run(case)
+
+    def test_a_completed_vote_answers_its_acknowledgement_to_claims_and_lookups(self) -> None:
+        async def case(shared: SharedRequestIds) -> None:
+            run = uuid.uuid4().hex[:8]
+            votes = [(f"{run}-v{i}", "p", "b") for i in range(3)]
+            await shared.claim(votes)
+            acks = [Ack(v, 1, 10 + i, 1_000, "b", "p") for i, (v, _, _) in enumerate(votes)]
+            await shared.complete(acks[:2])
+            assert await shared.claim(votes) == [acks[0], acks[1], Pending("b")]
+            looked = await shared.lookup([(v, p) for v, p, _ in votes])
+            assert looked == [acks[0], acks[1], Pending("b")]
+            assert await shared.lookup([(f"{run}-unknown", "p")]) == [None]
+
+        self.run(case)
+
+    def test_a_released_claim_can_be_claimed_again(self) -> None:
+        async def case(shared: SharedRequestIds) -> None:
+            run = uuid.uuid4().hex[:8]
+            votes = [(f"{run}-v{i}", "p", "a") for i in range(2)]
+            await shared.claim(votes)
+            await shared.release([votes[0][0]])
+            assert await shared.claim(votes) == [None, Pending("a")]
+            assert await shared.claim([]) == []
+            assert await shared.lookup([]) == []
+
+        self.run(case)
+
+
+@contextlib.asynccontextmanager
+async def _in_memory_shared() -> AsyncIterator[SharedRequestIds]:
+    yield InMemorySharedRequests()
+
+
+@pytest.mark.unit
+class TestInMemorySharedRequests(SharedRequestsContract):
+    def shared(self) -> contextlib.AbstractAsyncContextManager[SharedRequestIds]:
+        return _in_memory_shared()
+
+
+class TestRedisSharedRequests(SharedRequestsContract):
+    @pytest.fixture(autouse=True)
+    def _redis(self, deployment: Deployment) -> None:
+        self.settings = deployment.settings
+
+    @contextlib.asynccontextmanager
+    async def _shared(self) -> AsyncIterator[SharedRequestIds]:
+        client = aioredis.from_url(self.settings.redis.url)
+        try:
+            yield SharedRequests(client, ttl_s=60, claim_ttl_s=30)
+        finally:
+            await client.aclose()
+
+    def shared(self) -> contextlib.AbstractAsyncContextManager[SharedRequestIds]:
+        return self._shared()
