@@ -60,11 +60,13 @@ def voter_id(value: str, out: Violations, name: str = "voter_id") -> None:
     if not value:
         out.append((name, "required"))
         return
-    if (
-        len(value) > MAX_VOTER_ID
-        or value != value.strip()
-        or unicodedata.normalize("NFC", value) != value
-        or any(unicodedata.category(c) in _NOT_IN_AN_ID for c in value)
+    if len(value) > MAX_VOTER_ID or value != value.strip():
+        out.append((name, VOTER_ID_RULE))
+        return
+    if value.isascii() and value.isprintable():
+        return  # U+0020..U+007E: NFC already, and no control or format characters
+    if unicodedata.normalize("NFC", value) != value or any(
+        unicodedata.category(c) in _NOT_IN_AN_ID for c in value
     ):
         out.append((name, VOTER_ID_RULE))
 

@@ -170,3 +170,13 @@ def test_stable_ids_depend_on_their_kind() -> None:
     assert stable_id("vote", "p", "k", "r") == vote_id_for("p", "k", "r")
     assert stable_id("decision", "p", "k", "r") != vote_id_for("p", "k", "r")
     _assert_rfc_uuid(stable_id("poll-created", "p"), 8)
+
+
+@given(st.lists(st.text(max_size=20), min_size=1, max_size=4))
+def test_a_stable_id_is_the_uuid_of_its_digest_with_version_8(parts: list[str]) -> None:
+    made = stable_id(*parts)
+    parsed = uuid.UUID(made)
+    assert str(parsed) == made
+    assert parsed.version == 8
+    assert parsed.variant == uuid.RFC_4122
+    assert stable_id(*parts) == made
