@@ -57,6 +57,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     restore.add_argument("--json", type=Path, help="where to write the figures")
     restore.set_defaults(handler=_runner("restore"))
 
+    report = benches.add_parser(
+        "report",
+        help="regenerate the figures in README.md and docs/capacity.md from committed results",
+    )
+    report.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a figure is stale"
+    )
+    report.set_defaults(handler=_runner("report"))
+
     chaos = sub.add_parser(
         "chaos",
         help="a seeded random nemesis (kills and pauses of every process and store) under "
@@ -86,7 +95,7 @@ def _runner(name: str) -> Handler:
         module = importlib.import_module(f"devkit.bench.{name}")
         logs.configure("bench", level="WARNING")
         options = {k: v for k, v in vars(args).items() if k != "handler"}
-        options["json_path"] = options.pop("json")
+        options["json_path"] = options.pop("json", None)
         accepted = inspect.signature(module.run).parameters
         figures = module.run(**{k: v for k, v in options.items() if k in accepted})
         figures.pop("timeline", None)  # in the JSON file; too long for a terminal

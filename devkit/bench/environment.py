@@ -25,6 +25,8 @@ from devkit.stack.stack import Stack, StackOptions
 # figures name the checkout's commit, wherever the command was started.
 SOURCE = Path(__file__).resolve().parents[2]
 RESULTS = SOURCE / "bench" / "results"
+# Changes here do not change what a benchmark measures: results and documents.
+NOT_CODE = (":!bench/results", ":!*.md", ":!docs")
 
 
 @contextlib.contextmanager
@@ -97,9 +99,9 @@ def machine() -> dict[str, Any]:
         check=False,
         cwd=SOURCE,
     ).stdout.strip()
-    # Uncommitted changes to the code (not to results): the figures are not that commit's.
+    # Uncommitted changes to the code: the figures are not that commit's.
     changed = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE],
         capture_output=True,
         text=True,
         check=False,

@@ -1,0 +1,313 @@
+"""``devkit bench report``: the documents' figures, generated from committed results.
+
+README.md and docs/capacity.md quote benchmark figures only inside generated blocks::
+
+    <!-- report:KIND bench/results/FILE.json [more files] -->
+    ...generated...
+    <!-- /report -->
+
+``devkit bench report`` rewrites every block from the files it names; ``--check``
+changes nothing and exits 1 if a block is not what its files say. The traceability test
+(tests/devkit/bench/test_report.py) also holds each file to the commit it names: that
+commit must exist and contain the benchmark's code, and the tree must not have been
+dirty.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from devkit.bench.environment import SOURCE
+
+DOCUMENTS = ("README.md", "docs/capacity.md")
+BLOCK = re.compile(
+    r"(?P<open><!-- report:(?P<kind>[a-z-]+) (?P<files>[^>]+?) -->\n)"
+    r"(?P<body>.*?)"
+    r"(?P<close><!-- /report -->)",
+    re.DOTALL,
+)
+
+
+def load(path: str) -> dict[str, Any]:
+    figures: dict[str, Any] = json.loads((SOURCE / path).read_text())
+    return figures
+
+
+def commit_of(figures: dict[str, Any]) -> str:
+    return str(figures.get("commit") or figures["machine"]["commit"])
+
+
+def dirty(figures: dict[str, Any]) -> bool:
+    about = figures.get("machine", {})
+    return bool(figures.get("dirty", about.get("dirty", about.get("uncommitted_changes", True))))
+
+
+def blocks(text: str) -> list[tuple[str, list[str]]]:
+    return [(m["kind"], m["files"].split()) for m in BLOCK.finditer(text)]
+
+
+def _n(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _spread(limit: dict[str, Any], unit: str = "/s") -> str:
+    return f"{_n(limit['median'])}{unit} (windows {_n(limit['min'])} to {_n(limit['max'])})"
+
+
+def _source(files: list[str], figures: list[dict[str, Any]]) -> str:
+    links = ", ".join(
+        f"[{Path(f).name}]({f}) at {commit_of(d)}" for f, d in zip(files, figures, strict=True)
+    )
+    return f"Source: {links}, `{figures[0].get('command', 'see the file')}`."
+
+
+def pipeline(files: list[str], figures: list[dict[str, Any]]) -> str:
+    (r,) = figures
+    limits, ratios = r["limits"], r["ratios"]
+    p = r["profile"]
+    rows = [
+        "| Figure | Value | Its limit, same run (median of windows, spread) |",
+        "| --- | --- | --- |",
+        f"| votes counted end to end (decided, in DynamoDB and Redis) | "
+        f"{_n(r['e2e_votes_per_s'])} votes/s | raw DynamoDB Local ledger writes "
+        f"{_spread(limits['raw_dynamodb_writes_per_s'])}: ratio "
+        f"{ratios['e2e_to_raw_dynamodb_writes']} |",
+        f"| votes acknowledged (held back to a backlog of {_n(p['max_backlog'])}) | "
+        f"{_n(r['acked_votes_per_s'])} votes/s | bare batch server "
+        f"{_spread(limits['bare_batch_server_votes_per_s'])} |",
+        f"| ack latency per `CastVotes` call of {p['batch']} | p50 {_n(r['ack_p50_ms'])} ms, "
+        f"p99 {_n(r['ack_p99_ms'])} ms | |",
+        f"| vote to visible in a pushed snapshot, at saturation | "
+        f"p50 {_n(r['visible_p50_ms'])} ms, p99 {_n(r['visible_p99_ms'])} ms | |",
+        f"| push latency, {p['watchers']} watchers | p50 {_n(r['push_p50_ms'])} ms, "
+        f"p99 {_n(r['push_p99_ms'])} ms | bare gRPC broadcast p99 "
+        f"{_n(limits['bare_grpc_broadcast']['p99_ms'], 1)} ms |",
+        f"| `GetResults` calls/s (64 in flight) | "
+        f"{_spread(limits['query_get_results_per_s'])} | bare gRPC unary "
+        f"{_spread(limits['bare_grpc_unary_per_s'])} |",
+        f"| exact (FINAL == truth, recount == live count) | {str(r['exact']).lower()} | |",
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
+def compare(files: list[str], figures: list[dict[str, Any]]) -> str:
+    (r,) = figures
+    load_ = r["compare_load"]
+
+    def reads(design: str) -> str:
+        got = r.get(f"{design}_reads") or {}
+        return f"{_n(got.get('reads_per_s', 0))} reads/s, p99 {_n(got.get('p99_ms', 0))} ms"
+
+    rows = [
+        f"| Votes counted per second | quiet | beside heavy readers "
+        f"({load_['readers_in_flight']} GetResults in flight) | exact |",
+        "| --- | --- | --- | --- |",
+        f"| CQRS (this system) | {_n(r['cqrs_counted_per_s_quiet'])} | "
+        f"{_n(r['cqrs_counted_per_s_heavy_reads'])} ({reads('cqrs')}) | "
+        f"{str(r['cqrs_exact']).lower()} |",
+        f"| single model (transactions with counters, one table) | "
+        f"{_n(r['baseline_counted_per_s_quiet'])} | "
+        f"{_n(r['baseline_counted_per_s_heavy_reads'])} ({reads('baseline')}) | "
+        f"{str(r['baseline_exact']).lower()} |",
+        f"| CQRS / single model | {r['ratios']['cqrs_to_baseline_counted_quiet']} | "
+        f"{r['ratios']['cqrs_to_baseline_counted_heavy_reads']} | |",
+        "",
+        f"Each run: {load_['seconds']:g} s of `CastVotes` of {load_['batch']}, "
+        f"{load_['lanes']} in flight, {load_['repeat_ratio']:.0%} repeat voters, the same "
+        f"load generator; counted = {load_['counted']}. Runs in this order, each drained, "
+        f"closed and checked before the next: {', '.join(r['runs_order'])}.",
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
+def write(files: list[str], figures: list[dict[str, Any]]) -> str:
+    (r,) = figures
+    cpu, ratios = r["cpu_us_per_vote"], r["ratios"]
+    rows = [
+        "| Stage | Rate | CPU of its process | Anchor, same run | Anchor's CPU | Ratio |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| command service, `CastVotes` of 1000, 4 in flight | "
+        f"{_n(r['ingest_bulk_votes_per_s'])} votes/s | {_n(cpu['command_bulk'])} µs/vote | "
+        f"bare batch server {_n(r['bare_batch_server_votes_per_s'])} votes/s | "
+        f"{_n(cpu['bare_bulk'])} µs/vote | {ratios['castvotes_to_bare_batch_server']} |",
+        f"| command service, `CastVote`, 64 in flight | "
+        f"{_n(r['ingest_unary_votes_per_s'])} votes/s (p50 {_n(r['ack_p50_ms'])} ms, "
+        f"p99 {_n(r['ack_p99_ms'])} ms) | {_n(cpu['command_unary'])} µs/vote | "
+        f"bare unary echo {_n(r['bare_unary_per_s'])} calls/s | "
+        f"{_n(cpu['bare_unary'])} µs/call | {ratios['castvote_to_bare_unary']} |",
+        f"| dedup worker, on that backlog | {_n(r['worker_votes_per_s'])} votes/s | "
+        f"{_n(r['worker_cpu_us_per_record'])} µs/record "
+        f"({_n(r['worker_records_per_cpu_s'])} records per CPU-second) | raw ledger writes "
+        f"{_spread(r['raw_dynamodb_writes_per_s'])} | | "
+        f"{ratios['worker_to_raw_dynamodb']} |",
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
+def read(files: list[str], figures: list[dict[str, Any]]) -> str:
+    (r,) = figures
+    rows = [
+        "| Read side | Figure |",
+        "| --- | --- |",
+        f"| vote to visible, unloaded | p50 {_n(r['visible_p50_ms'])} ms, "
+        f"p99 {_n(r['visible_p99_ms'])} ms |",
+        f"| `WatchResults` followers per query process, 10 updates/s, push p99 < 100 ms | "
+        f"{_n(r['subscribers_per_process_10hz'])} (bare grpc.aio: "
+        f"{_n(r['raw_subscribers_per_process_10hz'])}) |",
+        f"| the same at 1 update/s | {_n(r['subscribers_per_process_1hz'])} |",
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
+def sse(files: list[str], figures: list[dict[str, Any]]) -> str:
+    (r,) = figures
+    rows = [
+        "| Followers per process, push p99 < 100 ms | 10 updates/s | 1 update/s |",
+        "| --- | --- | --- |",
+        f"| gateway, SSE | {_n(r['sse_followers_per_process_10hz'])} | "
+        f"{_n(r['sse_followers_per_process_1hz'])} |",
+        f"| query service, `WatchResults` | {_n(r['grpc_followers_per_process_10hz'])} | "
+        f"{_n(r['grpc_followers_per_process_1hz'])} |",
+    ]
+    floors = [
+        f"{name} at {hz}/s"
+        for name in ("sse", "grpc")
+        for hz in (10, 1)
+        if r.get(f"{name}_ramp_exhausted_{hz}hz")
+    ]
+    if floors:
+        rows += ["", f"The ramp ran out of steps before the limit ({', '.join(floors)}): floors."]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
+def recount(files: list[str], figures: list[dict[str, Any]]) -> str:
+    (r,) = figures
+    return (
+        f"A recount of {_n(r['votes'])} votes over {r['ledger_shards']} ledger shards took "
+        f"{r['recount_seconds']} s ({_n(r['recount_votes_per_s'])} votes/s).\n\n"
+        + _source(files, figures)
+    )
+
+
+def restore(files: list[str], figures: list[dict[str, Any]]) -> str:
+    (r,) = figures
+    start, checkpoint = r["from_start"], r["from_checkpoint"]
+    return (
+        f"A partition whose changelog holds {_n(r['changelog_records'])} records "
+        f"({start['closed_polls']} closed polls, their tombstones, and "
+        f"{_n(r['live_voters'])} live voters) restores in {start['seconds']} s from its start "
+        f"and in {checkpoint['seconds']} s from a checkpoint.\n\n" + _source(files, figures)
+    )
+
+
+def chaos(files: list[str], figures: list[dict[str, Any]]) -> str:
+    rows = [
+        "| seed | faults | capacity / load (votes/s) | acknowledged | lost | double counted | "
+        "wrong vote kept | refused but appended | live == FINAL | statuses == FINAL | "
+        "writes / reads unavailable | reads while writes down / writes while reads down | "
+        "commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path, r in zip(files, figures, strict=True):
+        yes = {True: "yes", False: "**no**"}
+        rows.append(
+            f"| [{r['seed']}]({path}) | {len(r['faults'])} | "
+            f"{_n(r['capacity_votes_per_s'])} / {_n(r['load_votes_per_s'])} | "
+            f"{_n(r['acknowledged'])} ({_n(r['voters_counted'])} voters) | {r['lost']} | "
+            f"{r['double_counted']} | {r['wrong_vote_kept']} | {r['refused_appended']} | "
+            f"{yes[r['live_matches_final']]} | {yes[r['status_matches_final']]} | "
+            f"{_n(r['write_unavailable_s'])} s / {_n(r['read_unavailable_s'])} s | "
+            f"{_n(r['reads_served_while_writes_down'])} / "
+            f"{_n(r['writes_accepted_while_reads_down'])} | {commit_of(r)} |"
+        )
+    return "\n".join(rows)
+
+
+RENDERERS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
+    "pipeline": pipeline,
+    "compare": compare,
+    "write": write,
+    "read": read,
+    "sse": sse,
+    "recount": recount,
+    "restore": restore,
+    "chaos": chaos,
+}
+
+
+def render(text: str, *, relative_to: Path) -> str:
+    """``text`` with every block regenerated; links are relative to the document."""
+
+    def replace(match: re.Match[str]) -> str:
+        files = match["files"].split()
+        body = RENDERERS[match["kind"]](files, [load(f) for f in files])
+        if relative_to != SOURCE:
+            prefix = "../" * len(relative_to.relative_to(SOURCE).parts)
+            body = body.replace("](bench/", f"]({prefix}bench/")
+        return f"{match['open']}{body}\n{match['close']}"
+
+    return BLOCK.sub(replace, text)
+
+
+def problems(path: str) -> list[str]:
+    """Why the figures in ``path`` cannot be traced to the code that produced them."""
+    try:
+        figures = load(path)
+    except (OSError, ValueError) as exc:
+        return [f"{path}: {exc}"]
+    commit = commit_of(figures)
+    found = []
+    if not _git("cat-file", "-e", f"{commit}^{{commit}}"):
+        return [f"{path}: names commit {commit}, which this repository does not have"]
+    name = figures.get("benchmark", "")
+    if not any(_git("cat-file", "-e", f"{commit}:{where}/{name}.py") for where in CODE_HOMES):
+        found.append(f"{path}: commit {commit} has no code for benchmark {name!r}")
+    if dirty(figures):
+        found.append(f"{path}: measured on a dirty tree at {commit}")
+    return found
+
+
+# Where a benchmark's module lived: bench/ before the layout split, devkit/bench/ after.
+CODE_HOMES = ("devkit/bench", "bench")
+
+
+def _git(*args: str) -> bool:
+    done = subprocess.run(["git", *args], cwd=SOURCE, capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def run(*, check: bool = False) -> dict[str, Any]:
+    untraceable = [
+        problem
+        for name in DOCUMENTS
+        for _, files in blocks((SOURCE / name).read_text())
+        for f in files
+        for problem in problems(f)
+    ]
+    for problem in untraceable:
+        print(problem, file=sys.stderr)
+    stale = []
+    for name in DOCUMENTS:
+        path = SOURCE / name
+        text = path.read_text()
+        generated = render(text, relative_to=path.parent)
+        if generated != text:
+            stale.append(name)
+            if not check:
+                path.write_text(generated)
+    ok = not (check and stale) and not untraceable
+    if check and stale:
+        print(f"stale figures in {', '.join(stale)}: run `devkit bench report`", file=sys.stderr)
+    return {
+        "benchmark": "report",
+        "documents": list(DOCUMENTS),
+        "changed": stale,
+        "untraceable": untraceable,
+        "ok": ok,
+    }
