@@ -16,6 +16,7 @@ dirty.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -61,10 +62,11 @@ def _spread(limit: dict[str, Any], unit: str = "/s") -> str:
 
 
 def _source(files: list[str], figures: list[dict[str, Any]]) -> str:
-    links = ", ".join(
-        f"[{Path(f).name}]({f}) at {commit_of(d)}" for f, d in zip(files, figures, strict=True)
+    cited = "; ".join(
+        f"[{Path(f).name}]({f}) at {commit_of(d)} (`{d.get('command', 'see the file')}`)"
+        for f, d in zip(files, figures, strict=True)
     )
-    return f"Source: {links}, `{figures[0].get('command', 'see the file')}`."
+    return f"Source: {cited}."
 
 
 def pipeline(files: list[str], figures: list[dict[str, Any]]) -> str:
@@ -229,6 +231,56 @@ def chaos(files: list[str], figures: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _ceil(x: float) -> int:
+    return math.ceil(x - 1e-9)
+
+
+VOTES_PER_S = 250_000
+FOLLOWERS = 1_000_000
+HEADROOM = 1.4  # peaks and rolling restarts
+
+
+def capacity(files: list[str], figures: list[dict[str, Any]]) -> str:
+    """The deployment for the targets, computed from the per-process figures: files are
+    a pipeline, a write, a read and an sse result, in that order."""
+    pipe, write_, read_, sse_ = figures
+    bulk = 1e6 / write_["cpu_us_per_vote"]["command_bulk"]
+    unary = 1e6 / write_["cpu_us_per_vote"]["command_unary"]
+    worker = write_["worker_records_per_cpu_s"]
+    projector_cpu = pipe["processes"]["projector"]["cpu_s"]
+    projector = pipe["votes_accepted"] / projector_cpu if projector_cpu else 0.0
+    commands = _ceil(VOTES_PER_S / bulk * HEADROOM)
+    workers = _ceil(VOTES_PER_S / worker * HEADROOM)
+    partitions = 2 ** _ceil(math.log2(2 * workers))
+    projectors = _ceil(VOTES_PER_S / projector * HEADROOM)
+    query_1hz = read_["subscribers_per_process_1hz"]
+    query_10hz = read_["subscribers_per_process_10hz"]
+    sse_1hz = sse_["sse_followers_per_process_1hz"]
+    sse_10hz = sse_["sse_followers_per_process_10hz"]
+    rows = [
+        "| Part | Measured per process (this box) | Per CPU-second "
+        "| For 250k votes/s and 1M followers |",
+        "| --- | --- | --- | --- |",
+        f"| command service, `CastVotes` | {_n(write_['ingest_bulk_votes_per_s'])} votes/s | "
+        f"{_n(bulk)} votes | {commands} processes of one core (x{HEADROOM} headroom) |",
+        f"| command service, unary `CastVote` | {_n(write_['ingest_unary_votes_per_s'])} votes/s | "
+        f"{_n(unary)} votes | {_ceil(VOTES_PER_S / unary * HEADROOM)} processes if every vote "
+        "came unary: batch at the edge |",
+        f"| dedup worker | {_n(write_['worker_votes_per_s'])} votes/s (DynamoDB Local's rate) | "
+        f"{_n(worker)} records | {workers} processes; `votes` needs {partitions} partitions "
+        "(each worker one at least, twice that to grow) |",
+        f"| projector | kept up in the pipeline run | {_n(projector)} votes | "
+        f"{projectors} processes |",
+        f"| query service, `WatchResults` | {_n(query_10hz)} followers at 10/s, "
+        f"{_n(query_1hz)} at 1/s | | {_ceil(FOLLOWERS / max(query_1hz, 1))} processes at "
+        f"1/s, {_ceil(FOLLOWERS / max(query_10hz, 1))} at 10/s (without the gateway tier) |",
+        f"| gateway, SSE | {_n(sse_10hz)} followers at 10/s, {_n(sse_1hz)} at 1/s | | "
+        f"{_ceil(FOLLOWERS / max(sse_1hz, 1))} processes at 1/s, "
+        f"{_ceil(FOLLOWERS / max(sse_10hz, 1))} at 10/s, before any CDN |",
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
 RENDERERS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
     "pipeline": pipeline,
     "compare": compare,
@@ -238,6 +290,7 @@ RENDERERS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
     "recount": recount,
     "restore": restore,
     "chaos": chaos,
+    "capacity": capacity,
 }
 
 
