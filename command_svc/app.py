@@ -83,6 +83,7 @@ async def serve(settings: Settings) -> None:
             authorizer,
             max_batch=settings.command.max_batch,
             require_deadline=settings.auth.require_deadline,
+            cast_vote_linger_s=settings.command.cast_vote_linger_ms / 1000,
         )
         server = GrpcServer(
             listen=settings.command.listen,

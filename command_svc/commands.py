@@ -187,7 +187,12 @@ class CommandHandler:
     # -- votes -------------------------------------------------------------------------
 
     async def cast_votes(
-        self, requests: Sequence[cmd.CastVoteRequest], caller: Principal, *, receipts: bool = False
+        self,
+        requests: Sequence[cmd.CastVoteRequest],
+        caller: Principal,
+        *,
+        receipts: bool = False,
+        paths_in_batch: bool = True,
     ) -> list[VoteOutcome]:
         """One outcome per request, in order: an acknowledgement or the reason it failed.
 
@@ -202,7 +207,9 @@ class CommandHandler:
         votes: list[_Vote] = []
         firsts: dict[str, _Vote] = {}
         repeats: list[tuple[int, int]] = []
-        prefix = "requests[{}]." if len(requests) > 1 else ""
+        # Field paths name a vote's place in a CastVotes batch; unary calls the batcher
+        # grouped keep CastVote's own paths.
+        prefix = "requests[{}]." if paths_in_batch and len(requests) > 1 else ""
         for index, request in enumerate(requests):
             try:
                 violations = validation.cast_vote(request, prefix.format(index))

@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from command_svc.authorization import Authorizer, Principal
+from command_svc.batcher import VoteBatcher
 from command_svc.commands import CommandHandler
 from command_svc.errors import InvalidCommand
 from voting import status
@@ -24,8 +25,10 @@ class CommandService:
         *,
         max_batch: int,
         require_deadline: bool,
+        cast_vote_linger_s: float = 0.0,
     ) -> None:
         self._handler = handler
+        self._batcher = VoteBatcher(handler, linger_s=cast_vote_linger_s, max_votes=max_batch)
         self._authorizer = authorizer
         self._max_batch = max_batch
         self._require_deadline = require_deadline
@@ -59,7 +62,7 @@ class CommandService:
     ) -> cmd.CastVoteResponse:
         try:
             caller = self._caller(context)
-            outcome = (await self._handler.cast_votes([request], caller, receipts=True))[0]
+            outcome = await self._batcher.cast_vote(request, caller)
         except ServiceError as exc:
             outcome = exc
         if isinstance(outcome, ServiceError):

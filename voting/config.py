@@ -208,6 +208,12 @@ class CommandSettings:
         "VOTING_IDEMPOTENCY_CACHE_SIZE", 200_000, "Request ids remembered per process."
     )
     max_batch: int = setting("VOTING_MAX_VOTES_PER_BATCH", 1000, "Most votes in one CastVotes.")
+    cast_vote_linger_ms: float = setting(
+        "VOTING_CAST_VOTE_LINGER_MS",
+        2.0,
+        "Concurrent CastVote calls of one caller arriving within this long are cast as one "
+        "batch (one Redis and broker round for all); 0 casts each alone.",
+    )
     max_inflight_votes: int = setting(
         "VOTING_MAX_INFLIGHT_VOTES",
         100_000,
