@@ -281,6 +281,40 @@ def capacity(files: list[str], figures: list[dict[str, Any]]) -> str:
     return "\n".join([*rows, "", _source(files, figures)])
 
 
+def before_after(files: list[str], figures: list[dict[str, Any]]) -> str:
+    """Two ``bench write`` runs back to back: before and after a change of the code."""
+    before, after = figures
+
+    def row(label: str, get: Callable[[dict[str, Any]], float], unit: str) -> str:
+        b, a = get(before), get(after)
+        digits = 3 if max(a, b) < 10 else 0
+        return f"| {label} | {_n(b, digits)}{unit} | {_n(a, digits)}{unit} | {a / b:.2f} |"
+
+    rows = [
+        f"| `bench write`, back to back | before ({commit_of(before)}) | "
+        f"after ({commit_of(after)}) | after / before |",
+        "| --- | --- | --- | --- |",
+        row(
+            "command CPU per vote, `CastVotes`",
+            lambda r: r["cpu_us_per_vote"]["command_bulk"],
+            " µs",
+        ),
+        row(
+            "command CPU per vote, `CastVote`",
+            lambda r: r["cpu_us_per_vote"]["command_unary"],
+            " µs",
+        ),
+        row("worker CPU per decided record", lambda r: r["worker_cpu_us_per_record"], " µs"),
+        row(
+            "`CastVotes` / bare batch server",
+            lambda r: r["ratios"]["castvotes_to_bare_batch_server"],
+            "",
+        ),
+        row("`CastVote` / bare unary echo", lambda r: r["ratios"]["castvote_to_bare_unary"], ""),
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
 RENDERERS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
     "pipeline": pipeline,
     "compare": compare,
@@ -291,6 +325,7 @@ RENDERERS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
     "restore": restore,
     "chaos": chaos,
     "capacity": capacity,
+    "before-after": before_after,
 }
 
 
