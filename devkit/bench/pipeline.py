@@ -366,7 +366,14 @@ async def measure_pipeline(stack: Stack, profile: Profile, progress: Progress) -
         "visible_p99_ms": rounded(percentile([v for _, v in visible], 99)),
         "push_p50_ms": rounded(push["p50_ms"]),
         "push_p99_ms": rounded(push["p99_ms"]),
-        "watchers": {k: push[k] for k in ("subscribers", "connected", "failures", "received")},
+        "watchers": {
+            **{k: push[k] for k in ("subscribers", "connected", "failures", "received")},
+            # Updates each watcher received per second, as measured (the query service
+            # coalesces changes to at most VOTING_WATCH_MAX_UPDATES_PER_S).
+            "delivered_per_s_each": rounded(
+                push["received"] / max(push["connected"], 1) / profile.seconds, 2
+            ),
+        },
         "votes_acknowledged": len(record.acks),
         "votes_accepted": expected,
         "votes_repeated": len(record.acks) - expected,

@@ -109,8 +109,13 @@ def swarm(
     *,
     module: str = "devkit.bench.subscribers",
 ) -> dict[str, Any]:
-    """``count`` followers of ``poll_id`` in SWARMS processes running ``module``."""
-    return collect_swarm(spawn_swarm(target, poll_id, count, seconds, module=module), count)
+    """``count`` followers of ``poll_id`` in SWARMS processes running ``module``, with
+    the updates each follower actually received per second (not the rate asked for)."""
+    figures = collect_swarm(spawn_swarm(target, poll_id, count, seconds, module=module), count)
+    figures["delivered_per_s_each"] = rounded(
+        figures["received"] / max(figures["connected"], 1) / seconds, 2
+    )
+    return figures
 
 
 def spawn_swarm(

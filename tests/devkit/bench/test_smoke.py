@@ -78,6 +78,7 @@ def test_the_pipeline_comparison_and_its_limits(tmp_path: Path) -> None:
         assert limit["min"] <= limit["median"] <= limit["max"], name
         assert len(limit["windows"]) == figures["profile"]["limit_windows"], name
         assert limit["conditions"], name
+    assert figures["watchers"]["delivered_per_s_each"] > 0
     assert figures["baseline_reads"]["reads_per_s"] > 0
     assert figures["cqrs_reads"]["reads_per_s"] > 0
     assert Path(figures["plot"]).exists()
@@ -110,6 +111,7 @@ def test_the_read_side(tmp_path: Path) -> None:
     assert figures["visible_p99_ms"] > 0
     assert figures["subscribers_per_process_10hz"] == 250
     assert figures["raw_subscribers_per_process_10hz"] == 250
+    assert figures["steps_10hz"][0]["delivered_per_s_each"] > 0
 
 
 def test_sse_followers(tmp_path: Path) -> None:
