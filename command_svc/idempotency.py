@@ -150,8 +150,8 @@ class SharedRequests:
     ``idem:<vote id>`` holds ``p|<option>`` while a process appends the vote (expiring
     after ``claim_ttl_s``, so a process that died mid-append does not block the request
     for long) and ``d|<option>|<partition>|<offset>|<received ms>`` afterwards, for
-    ``ttl_s``. Memory: about 100 bytes x votes/s x ``ttl_s``. A batch's claims are one
-    script call, its completions another.
+    ``ttl_s``. Memory: about 200 bytes x votes/s x ``ttl_s`` (``devkit bench memory``).
+    A batch's claims are one script call, its completions another.
     """
 
     def __init__(self, client: aioredis.Redis | None, *, ttl_s: float, claim_ttl_s: float) -> None:

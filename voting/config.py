@@ -292,7 +292,7 @@ class ProjectorSettings:
         "VOTING_VOTE_STATUS_TTL_S",
         3600,
         "How long a vote's decision stays queryable by GetVoteStatus. Memory is about "
-        "decisions/s x this x 120 bytes.",
+        "decisions/s x this x 230 bytes (`devkit bench memory`).",
     )
 
 

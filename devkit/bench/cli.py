@@ -57,6 +57,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     restore.add_argument("--json", type=Path, help="where to write the figures")
     restore.set_defaults(handler=_runner("restore"))
 
+    memory = benches.add_parser(
+        "memory", help="Redis bytes per vote (request ids, statuses) and the budget at 250k/s"
+    )
+    memory.add_argument("--votes", type=int, default=200_000)
+    memory.add_argument("--json", type=Path, help="where to write the figures")
+    memory.set_defaults(handler=_runner("memory"))
     report = benches.add_parser(
         "report",
         help="regenerate the figures in README.md and docs/capacity.md from committed results",

@@ -315,6 +315,22 @@ def before_after(files: list[str], figures: list[dict[str, Any]]) -> str:
     return "\n".join([*rows, "", _source(files, figures)])
 
 
+def memory(files: list[str], figures: list[dict[str, Any]]) -> str:
+    (r,) = figures
+    rate = _n(r["votes_per_s"])
+    rows = [
+        f"| Kept per vote in Redis | bytes a vote (measured) | TTL | at {rate} votes/s |",
+        "| --- | --- | --- | --- |",
+        f"| shared request id (command service) | {_n(r['request_id_bytes_per_vote'])} | "
+        f"{_n(r['request_id_ttl_s'])} s | {_n(r['request_ids_gib_at_rate'])} GiB, "
+        f"{rate} writes/s inside one script call per batch |",
+        f"| vote status for `GetVoteStatus` (projector) | {_n(r['status_bytes_per_vote'])} | "
+        f"{_n(r['status_ttl_s'])} s | {_n(r['statuses_gib_at_rate'])} GiB, "
+        f"{_n(r['status_writes_per_s_at_rate'])} SETs/s |",
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
 RENDERERS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
     "pipeline": pipeline,
     "compare": compare,
@@ -326,6 +342,7 @@ RENDERERS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
     "chaos": chaos,
     "capacity": capacity,
     "before-after": before_after,
+    "memory": memory,
 }
 
 

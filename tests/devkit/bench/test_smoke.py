@@ -126,3 +126,10 @@ def test_recount_and_restore(tmp_path: Path) -> None:
     restore = bench(tmp_path, "restore", "--records", "20000", "--live", "1000")
     assert restore["from_start"]["records_read"] > 0
     assert restore["from_checkpoint"]["records_read"] > 0
+
+
+def test_redis_memory_per_vote(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "memory", "--votes", "5000")
+    assert figures["request_id_bytes_per_vote"] > 0
+    assert figures["status_bytes_per_vote"] > 0
+    assert figures["statuses_gib_at_rate"] > 0
