@@ -6,7 +6,9 @@
     GET /polls/{id}                    the results page of one poll
     GET /api/polls                     ListPolls             (?page_size=&page_token=)
     GET /api/polls/{id}                GetPoll
-    GET /api/polls/{id}/results        GetResults
+    GET /api/polls/{id}/results        GetResults (ETag per version, If-None-Match -> 304,
+                                       Cache-Control for a CDN: short while open, a day
+                                       once FINAL)
     GET /api/polls/{id}/events         WatchResults as SSE   (honours Last-Event-ID)
     GET /healthz                       200 while the QueryService answers its health check
 
@@ -26,6 +28,7 @@ from gateway.errors import UpstreamError
 from gateway.hub import ResultsHub
 from gateway.query import QueryClient
 from voting.config import GatewaySettings
+from voting.v1 import results_pb2
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SSE_HEADERS = {
@@ -97,11 +100,25 @@ class Gateway:
             return _refused(exc)
 
     async def results(self, request: web.Request) -> web.Response:
+        """Results with an ETag per version: a client or CDN that holds the current
+        version gets 304 and no body, so pollers behind an edge cost the origin about one
+        request per version per edge."""
+        authorization = _auth(request)
         try:
-            results = await self.client.results(request.match_info["poll_id"], _auth(request))
-            return _json(to_json(results))
+            results = await self.client.results(request.match_info["poll_id"], authorization)
         except UpstreamError as exc:
             return _refused(exc)
+        headers = {
+            "ETag": results_etag(results),
+            "Cache-Control": results_cache_control(
+                results,
+                private=authorization is not None,
+                max_age_s=self.settings.results_max_age_s,
+            ),
+        }
+        if matches(request.headers.get("If-None-Match"), headers["ETag"]):
+            return web.Response(status=304, headers=headers)
+        return web.Response(text=to_json(results), content_type="application/json", headers=headers)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         held = last_event_id(request.headers.get("Last-Event-ID"))
@@ -155,6 +172,39 @@ class Gateway:
     async def _shutdown(self, _: web.Application) -> None:
         self.stopping = True
         await self.hub.close()
+
+
+FINAL_MAX_AGE_S = 86_400
+
+
+def results_etag(results: results_pb2.Results) -> str:
+    """One tag per version of a poll's results (and its final form). Weak: two reads of
+    one version differ in ``staleness``, which is measured at each read, so they are
+    equivalent, not byte for byte the same; If-None-Match compares weakly anyway."""
+    final = "-final" if results.final else ""
+    return f'W/"{results.poll_id}-{results.version}{final}"'
+
+
+def results_cache_control(results: results_pb2.Results, *, private: bool, max_age_s: int) -> str:
+    """Final results never change: any cache may keep them. During a poll, a short
+    max-age. Results read with a browser's own token are for that browser alone."""
+    scope = "private" if private else "public"
+    if results.final:
+        return f"{scope}, max-age={FINAL_MAX_AGE_S}, immutable"
+    return f"{scope}, max-age={max_age_s}, must-revalidate"
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` or any listed tag equal to ``etag`` by weak
+    comparison (the W/ prefix ignored on both sides)."""
+    if not if_none_match:
+        return False
+    opaque = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        tag = candidate.strip()
+        if tag == "*" or tag.removeprefix("W/") == opaque:
+            return True
+    return False
 
 
 def _auth(request: web.Request) -> str | None:

@@ -340,6 +340,12 @@ class GatewaySettings:
         "Origins allowed to call the API from a browser, comma separated "
         "(e.g. https://example.org); `*` allows any; empty: none.",
     )
+    results_max_age_s: int = setting(
+        "VOTING_GATEWAY_RESULTS_MAX_AGE_S",
+        1,
+        "How long a CDN or browser may serve a poll's results without asking again while "
+        "the poll is open (after FINAL: a day). 0: revalidate every time.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
