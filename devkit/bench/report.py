@@ -368,6 +368,8 @@ def problems(path: str) -> list[str]:
         return [f"{path}: {exc}"]
     commit = commit_of(figures)
     found = []
+    if not _git("ls-files", "--error-unmatch", path):
+        found.append(f"{path}: not committed (is it ignored?), so a clone does not have it")
     if not _git("cat-file", "-e", f"{commit}^{{commit}}"):
         return [f"{path}: names commit {commit}, which this repository does not have"]
     name = figures.get("benchmark", "")
@@ -397,6 +399,8 @@ def run(*, check: bool = False) -> dict[str, Any]:
     ]
     for problem in untraceable:
         print(problem, file=sys.stderr)
+    if untraceable:
+        return {"benchmark": "report", "untraceable": untraceable, "changed": [], "ok": False}
     stale = []
     for name in DOCUMENTS:
         path = SOURCE / name

@@ -52,11 +52,16 @@ def _write(path: Path, **figures: object) -> str:
     return str(path.relative_to(SOURCE))
 
 
+def _untracked(path: str) -> str:
+    return f"{path}: not committed (is it ignored?), so a clone does not have it"
+
+
 def test_a_file_naming_a_commit_without_its_benchmark_is_untraceable(result: Path) -> None:
     # 9efc5fb is a real commit of this repository from before bench/pipeline.py existed.
     cited = _write(result, benchmark="pipeline", commit="9efc5fb", dirty=False)
     assert report.problems(cited) == [
-        f"{cited}: commit 9efc5fb has no code for benchmark 'pipeline'"
+        _untracked(cited),
+        f"{cited}: commit 9efc5fb has no code for benchmark 'pipeline'",
     ]
 
 
@@ -68,10 +73,11 @@ def test_a_file_naming_an_unknown_commit_or_a_dirty_tree_is_untraceable(result: 
     # 138d487 has bench/restore.py (before the layout split moved it to devkit/bench).
     measured_dirty = _write(result, benchmark="restore", commit="138d487", dirty=True)
     assert report.problems(measured_dirty) == [
-        f"{measured_dirty}: measured on a dirty tree at 138d487"
+        _untracked(measured_dirty),
+        f"{measured_dirty}: measured on a dirty tree at 138d487",
     ]
     clean = _write(result, benchmark="restore", commit="138d487", dirty=False)
-    assert report.problems(clean) == []
+    assert report.problems(clean) == [_untracked(clean)]  # written here, never committed
 
 
 @pytest.mark.unit
