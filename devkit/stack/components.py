@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import random
 import shutil
 import socket
 import subprocess
@@ -177,27 +176,7 @@ def port_taken(port: int) -> bool:
     return False
 
 
-# Ports for listeners come from below the kernel's ephemeral range: a port the kernel
-# hands out for bind(0) is also one it may hand to an outgoing connection (a service's
-# client to the broker) before the listener binds it ("address already in use").
-LISTEN_PORTS = (10_000, 32_000)
-_pick = random.Random()
-
-
-def ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32_768, 60_999
-
-
 def free_port() -> int:
-    low, high = ephemeral_range()
-    for _ in range(200):
-        port = _pick.randrange(*LISTEN_PORTS)
-        if not low <= port <= high and not port_taken(port):
-            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
