@@ -26,6 +26,7 @@ from typing import Any
 import grpc
 from google.rpc import code_pb2, status_pb2
 
+from devkit.bench.baseline import unary
 from voting import events
 from voting.config import ServerSettings, Settings
 from voting.errors import DeliveryError
@@ -89,14 +90,6 @@ class Bare:
         return reply
 
 
-def _unary(fn: Any, request_type: Any) -> grpc.RpcMethodHandler[Any, Any]:
-    return grpc.unary_unary_rpc_method_handler(
-        fn,
-        request_deserializer=request_type.FromString,
-        response_serializer=lambda m: m.SerializeToString(),
-    )
-
-
 async def serve(port: int, topic: str) -> None:
     settings = Settings.from_env()
     kafka = KafkaClients(settings.kafka, settings.topics)
@@ -114,8 +107,8 @@ async def serve(port: int, topic: str) -> None:
             grpc.method_handlers_generic_handler(
                 "voting.v1.CommandService",
                 {
-                    "CastVote": _unary(bare.cast_vote, cmd.CastVoteRequest),
-                    "CastVotes": _unary(bare.cast_votes, cmd.CastVotesRequest),
+                    "CastVote": unary(bare.cast_vote, cmd.CastVoteRequest),
+                    "CastVotes": unary(bare.cast_votes, cmd.CastVotesRequest),
                 },
             ),
         )

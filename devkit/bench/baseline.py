@@ -289,7 +289,8 @@ def _refused(code: int, message: str) -> cmd.CastVoteResult:
     return cmd.CastVoteResult(status=status_pb2.Status(code=code, message=message))
 
 
-def _unary(fn: Any, request_type: Any) -> grpc.RpcMethodHandler[Any, Any]:
+def unary(fn: Any, request_type: Any) -> grpc.RpcMethodHandler[Any, Any]:
+    """A unary handler on the contract's messages (the bench servers' one way)."""
     return grpc.unary_unary_rpc_method_handler(
         fn,
         request_deserializer=request_type.FromString,
@@ -308,15 +309,15 @@ async def serve(port: int) -> None:
                 grpc.method_handlers_generic_handler(
                     "voting.v1.CommandService",
                     {
-                        "CreatePoll": _unary(baseline.create_poll, cmd.CreatePollRequest),
-                        "ClosePoll": _unary(baseline.close_poll, cmd.ClosePollRequest),
-                        "CastVote": _unary(baseline.cast_vote, cmd.CastVoteRequest),
-                        "CastVotes": _unary(baseline.cast_votes, cmd.CastVotesRequest),
+                        "CreatePoll": unary(baseline.create_poll, cmd.CreatePollRequest),
+                        "ClosePoll": unary(baseline.close_poll, cmd.ClosePollRequest),
+                        "CastVote": unary(baseline.cast_vote, cmd.CastVoteRequest),
+                        "CastVotes": unary(baseline.cast_votes, cmd.CastVotesRequest),
                     },
                 ),
                 grpc.method_handlers_generic_handler(
                     "voting.v1.QueryService",
-                    {"GetResults": _unary(baseline.get_results, q.GetResultsRequest)},
+                    {"GetResults": unary(baseline.get_results, q.GetResultsRequest)},
                 ),
             )
         )

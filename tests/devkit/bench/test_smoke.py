@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devkit.bench.environment import SOURCE
+from devkit.bench.environment import SOURCE, machine
 
 pytestmark = [pytest.mark.slow, pytest.mark.local_infra]
 
@@ -39,13 +39,7 @@ def bench(tmp_path: Path, *args: str) -> dict[str, Any]:
     )
     assert run.returncode == 0, run.stderr[-3000:]
     figures: dict[str, Any] = json.loads(out.read_text())
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=SOURCE,
-        check=True,
-    ).stdout.strip()
+    head = machine()["commit"]
     assert figures["commit"] == head
     assert isinstance(figures["dirty"], bool)
     assert figures["command"].startswith("python -m devkit bench")
