@@ -103,15 +103,25 @@ def test_the_write_side_beside_its_bare_anchors(tmp_path: Path) -> None:
 def test_the_read_side(tmp_path: Path) -> None:
     figures = bench(tmp_path, "read", "--seconds", "4", "--max-followers", "250")
     assert figures["visible_p99_ms"] > 0
-    assert figures["subscribers_per_process_10hz"] == 250
-    assert figures["raw_subscribers_per_process_10hz"] == 250
-    assert figures["steps_10hz"][0]["delivered_per_s_each"] > 0
+    # Whether 250 followers stay under the p99 bound is a figure of this box, not a
+    # property of the code: the smoke test checks that every follower was served.
+    for key in ("steps_10hz", "steps_1hz", "raw_steps_10hz"):
+        served_all(figures[key][0])
+    assert figures["subscribers_per_process_10hz"] in (0, 250)
+
+
+def served_all(step: dict[str, Any], followers: int = 250) -> None:
+    assert step["subscribers"] == followers, step
+    assert step["connected"] == followers, step
+    assert step["failures"] == 0, step
+    assert step["delivered_per_s_each"] > 0, step
 
 
 def test_sse_followers(tmp_path: Path) -> None:
     figures = bench(tmp_path, "sse", "--seconds", "4", "--max-followers", "250")
-    for key in ("sse_followers_per_process_10hz", "grpc_followers_per_process_10hz"):
-        assert figures[key] == 250, figures
+    for name in ("sse", "grpc"):
+        served_all(figures[f"{name}_steps_10hz"][0])
+        assert figures[f"{name}_followers_per_process_10hz"] in (0, 250), figures
 
 
 def test_recount_and_restore(tmp_path: Path) -> None:
