@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 
-from gateway.encoding import last_event_id, to_json
+from gateway.encoding import HEARTBEAT, last_event_id, to_json
 from gateway.errors import UpstreamError
-from gateway.hub import ResultsHub
+from gateway.hub import PollStream, ResultsHub, Snapshot
 from gateway.query import QueryClient
 from voting.config import GatewaySettings
 from voting.v1 import results_pb2
@@ -122,6 +123,12 @@ class Gateway:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         held = last_event_id(request.headers.get("Last-Event-ID"))
+        if self.hub.subscribers >= self.settings.max_followers:
+            refused = _error(
+                503, "UNAVAILABLE", "this gateway process follows as many browsers as it may"
+            )
+            refused.headers["Retry-After"] = "1"
+            return refused
         try:
             # The query service decides whether this browser may follow the poll; the
             # stream it then joins is shared by every browser following it.
@@ -132,19 +139,35 @@ class Gateway:
                     # The browser holds the final snapshot: 204 tells EventSource to stop
                     # reconnecting.
                     return web.Response(status=204)
-                response = web.StreamResponse(headers=SSE_HEADERS)
-                await response.prepare(request)
-                events = stream.events(held, heartbeat_s=self.settings.heartbeat_s)
-                try:
-                    async with contextlib.aclosing(events):
-                        async for event in events:
-                            await response.write(event)
-                    await response.write_eof()
-                except ConnectionResetError:
-                    pass  # the browser left
-                return response
+                return await self._follow(request, stream, held, first)
         except UpstreamError as exc:
             return _refused(exc)
+
+    async def _follow(
+        self, request: web.Request, stream: PollStream, held: int, first: Snapshot
+    ) -> web.StreamResponse:
+        """Hands the connection to the poll's broadcaster once aiohttp has sent the
+        headers and the first event; aiohttp writes the end of the response."""
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        chunked = request.version >= HttpVersion11
+        if chunked:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        # Through aiohttp, so the headers go out with it; from here on the broadcaster
+        # writes pre-framed bytes to the transport, in order behind these.
+        await response.write(first.event if first.version > held else HEARTBEAT)
+        shown = max(held, first.version)
+        transport = request.transport
+        if first.final or transport is None:
+            await _end(response)
+            return response
+        follower = stream.follow(transport, shown=shown, chunked=chunked)
+        try:
+            await follower.ended
+        finally:
+            stream.unfollow(follower)
+        await _end(response)
+        return response
 
     async def preflight(self, request: web.Request) -> web.Response:
         response = web.Response(status=204)
@@ -205,6 +228,11 @@ def matches(if_none_match: str | None, etag: str) -> bool:
         if tag == "*" or tag.removeprefix("W/") == opaque:
             return True
     return False
+
+
+async def _end(response: web.StreamResponse) -> None:
+    with contextlib.suppress(ConnectionResetError):  # the browser left
+        await response.write_eof()
 
 
 def _auth(request: web.Request) -> str | None:

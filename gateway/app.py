@@ -36,7 +36,11 @@ async def serve(settings: Settings) -> None:
         tls=settings.tls,
         token=settings.gateway.token,
     )
-    gateway = Gateway(client=client, hub=ResultsHub(client.watch), settings=settings.gateway)
+    gateway = Gateway(
+        client=client,
+        hub=ResultsHub(client.watch, heartbeat_s=settings.gateway.heartbeat_s),
+        settings=settings.gateway,
+    )
     # handler_cancellation: a browser that goes away cancels its SSE handler at once, so
     # the poll's upstream stream closes as soon as its last browser leaves.
     runner = web.AppRunner(

@@ -27,6 +27,12 @@ def results_event(results: results_pb2.Results) -> bytes:
     return f"id: {results.version}\ndata: {to_json(results)}\n\n".encode()
 
 
+def chunk(data: bytes) -> bytes:
+    """``data`` framed as one HTTP/1.1 chunk (RFC 9112 7.1): what a chunked response
+    puts on the wire for it, so it can be built once and written to many browsers."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 def last_event_id(header: str | None) -> int:
     """The version a reconnecting browser already holds; 0 if none or unreadable."""
     if header is None:

@@ -1,13 +1,18 @@
-"""Live results fan-out to browsers: one upstream WatchResults stream per watched poll.
+"""Live results fan-out to browsers: one upstream WatchResults stream per watched poll,
+and one broadcaster per poll that writes each snapshot to every browser.
 
 The first browser that follows a poll opens the poll's upstream stream; every later one
 shares it; the last one to leave closes it. Each snapshot is encoded once (as an SSE
-event) and every browser looks only at the latest one: a slow browser skips versions
-instead of queueing them, so no buffer grows with it.
+event, already framed as an HTTP chunk) and the poll's stream writes those bytes straight
+to every browser's transport as the snapshot arrives: no task, generator or timer per
+browser runs per push. A browser whose socket buffer is full is skipped and gets the
+latest snapshot once its buffer drains, so it holds at most one event in memory however
+far behind it is. Heartbeats and those catch-ups come from one timer per poll.
 
 When the upstream stream breaks (the query service restarts, the network drops), the
 poll's stream reconnects with backoff, resuming after the last version it holds, while
-the browsers stay connected. After the FINAL snapshot the upstream stream ends by itself.
+the browsers stay connected. After the FINAL snapshot the upstream stream ends by itself
+and so does every browser's response.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
-from gateway.encoding import HEARTBEAT, results_event
+from gateway.encoding import HEARTBEAT, chunk, results_event
 from gateway.errors import UpstreamError
 from voting.v1 import results_pb2
 
@@ -32,6 +39,9 @@ Watch = Callable[[str, int], AsyncGenerator[results_pb2.Results, None]]
 FIRST_SNAPSHOT_TIMEOUT_S = 10.0
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 5.0
+# How often a poll's broadcaster looks at browsers it skipped (and at the heartbeat).
+TEND_S = 0.1
+HEARTBEAT_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +49,42 @@ class Snapshot:
     version: int
     final: bool
     event: bytes  # the SSE event, encoded once for every browser
+    chunk: bytes  # the same event framed as one HTTP/1.1 chunk
+
+
+class Sink(Protocol):
+    """What a follower is written to: an asyncio transport."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+
+class Follower:
+    """One browser following a poll. ``ended`` resolves True after FINAL was written,
+    False when the stream ends otherwise (the gateway closes, the browser went away)."""
+
+    __slots__ = ("chunked", "ended", "shown", "sink")
+
+    def __init__(self, sink: Sink, *, shown: int, chunked: bool) -> None:
+        self.sink = sink
+        self.shown = shown
+        self.chunked = chunked
+        self.ended: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def send(self, snapshot: Snapshot) -> None:
+        self.sink.write(snapshot.chunk if self.chunked else snapshot.event)
+        self.shown = snapshot.version
+
+    def end(self, final: bool) -> None:
+        if not self.ended.done():
+            self.ended.set_result(final)
 
 
 class PollStream:
-    """A poll's upstream stream and its latest snapshot, shared by its subscribers."""
+    """A poll's upstream stream, its latest snapshot and the browsers that follow it."""
 
     def __init__(self, hub: ResultsHub, poll_id: str) -> None:
         self.poll_id = poll_id
@@ -50,11 +92,13 @@ class PollStream:
         self.latest: Snapshot | None = None
         self.closed = False
         self.upstream_opens = 0
+        self.followers: set[Follower] = set()
+        self._behind: set[Follower] = set()  # skipped: their buffer was full
         self._hub = hub
-        loop = asyncio.get_running_loop()
-        self._changed: asyncio.Future[None] = loop.create_future()
-        self._ready: asyncio.Future[None] = loop.create_future()
+        self._quiet_since = time.monotonic()
+        self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name=f"upstream-{poll_id}")
+        self._tender = asyncio.create_task(self._tend(), name=f"tend-{poll_id}")
 
     async def ready(self) -> Snapshot:
         """The first snapshot; raises the UpstreamError that prevented it."""
@@ -62,47 +106,37 @@ class PollStream:
         assert self.latest is not None
         return self.latest
 
-    async def events(
-        self, after_version: int, *, heartbeat_s: float
-    ) -> AsyncGenerator[bytes, None]:
-        """What one browser is sent: each snapshot newer than ``after_version`` (its
-        Last-Event-ID), a heartbeat after ``heartbeat_s`` of quiet, until FINAL or close.
+    def follow(self, sink: Sink, *, shown: int, chunked: bool = True) -> Follower:
+        """Adds a browser that holds version ``shown``: from now on the broadcaster writes
+        it every newer snapshot, until FINAL or close (see :attr:`Follower.ended`)."""
+        follower = Follower(sink, shown=shown, chunked=chunked)
+        if self.closed:
+            follower.end(final=False)
+            return follower
+        self.followers.add(follower)
+        latest = self.latest
+        if latest is not None and latest.version > shown:
+            self._offer(follower, latest)
+        return follower
 
-        Only the latest snapshot is ever sent: while the browser is slow to take the
-        previous one, newer versions replace each other instead of queueing.
-        """
-        shown = after_version
-        while True:
-            snapshot = self.latest
-            assert snapshot is not None, "subscribe first"
-            if snapshot.version > shown:
-                shown = snapshot.version
-                yield snapshot.event
-                continue
-            if snapshot.final or self.closed:
-                return
-            if not await self.changed(heartbeat_s):
-                yield HEARTBEAT
-
-    async def changed(self, timeout_s: float) -> bool:
-        """Waits for a newer snapshot (or the close); False if none came in time."""
-        try:
-            await asyncio.wait_for(asyncio.shield(self._changed), timeout_s)
-        except TimeoutError:
-            return False
-        return True
+    def unfollow(self, follower: Follower) -> None:
+        self.followers.discard(follower)
+        self._behind.discard(follower)
+        follower.end(final=False)
 
     async def close(self) -> None:
         self.closed = True
-        self._wake()
+        for follower in list(self.followers):
+            self.unfollow(follower)
         if not self._ready.done():
             self._ready.set_exception(
                 UpstreamError(grpc.StatusCode.UNAVAILABLE, "the gateway is shutting down")
             )
             self._ready.exception()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        for task in (self._task, self._tender):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _run(self) -> None:
         delay = BACKOFF_MIN_S
@@ -134,19 +168,58 @@ class PollStream:
 
     def _publish(self, results: results_pb2.Results) -> None:
         if self.latest is None or results.version > self.latest.version or results.final:
-            self.latest = Snapshot(results.version, results.final, results_event(results))
-            self._wake()
+            event = results_event(results)
+            snapshot = Snapshot(results.version, results.final, event, chunk(event))
+            self.latest = snapshot
+            self._quiet_since = time.monotonic()
+            for follower in list(self.followers):
+                self._offer(follower, snapshot)
         if not self._ready.done():
             self._ready.set_result(None)
 
-    def _wake(self) -> None:
-        waiters, self._changed = self._changed, asyncio.get_running_loop().create_future()
-        waiters.set_result(None)
+    def _offer(self, follower: Follower, snapshot: Snapshot) -> None:
+        """Writes ``snapshot`` to ``follower`` unless its buffer is still full (then it
+        waits, skipped, for :meth:`_tend`). FINAL is always written, and ends it."""
+        sink = follower.sink
+        if sink.is_closing():
+            self.unfollow(follower)
+        elif snapshot.final:
+            follower.send(snapshot)
+            self.followers.discard(follower)
+            self._behind.discard(follower)
+            follower.end(final=True)
+        elif sink.get_write_buffer_size() > 0:
+            # The kernel took no more of the last write: this browser reads slower than
+            # the poll changes. Queueing would grow without bound; it gets the latest.
+            self._behind.add(follower)
+        else:
+            follower.send(snapshot)
+            self._behind.discard(follower)
+
+    async def _tend(self) -> None:
+        """Catches up skipped browsers once their buffer drains; heartbeats when quiet."""
+        while True:
+            await asyncio.sleep(TEND_S)
+            latest = self.latest
+            if latest is not None and self._behind:
+                for follower in list(self._behind):
+                    if follower.shown < latest.version:
+                        self._offer(follower, latest)
+                    else:
+                        self._behind.discard(follower)
+            if time.monotonic() - self._quiet_since >= self._hub.heartbeat_s:
+                self._quiet_since = time.monotonic()
+                for follower in list(self.followers):
+                    if follower.sink.is_closing():
+                        self.unfollow(follower)
+                    elif follower.sink.get_write_buffer_size() == 0:
+                        follower.sink.write(chunk(HEARTBEAT) if follower.chunked else HEARTBEAT)
 
 
 class ResultsHub:
-    def __init__(self, watch: Watch) -> None:
+    def __init__(self, watch: Watch, *, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.watch = watch
+        self.heartbeat_s = heartbeat_s
         self._streams: dict[str, PollStream] = {}
         self._closing = False
 

@@ -340,6 +340,13 @@ class GatewaySettings:
         "Origins allowed to call the API from a browser, comma separated "
         "(e.g. https://example.org); `*` allows any; empty: none.",
     )
+    max_followers: int = setting(
+        "VOTING_GATEWAY_MAX_FOLLOWERS",
+        20_000,
+        "SSE streams one gateway process serves at most; beyond, 503 with Retry-After, so "
+        "the load balancer sends the browser to another process. Each one holds a file "
+        "descriptor: keep it under the process's open-file limit.",
+    )
     results_max_age_s: int = setting(
         "VOTING_GATEWAY_RESULTS_MAX_AGE_S",
         1,

@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from gateway import hub as hub_module
-from gateway.encoding import HEARTBEAT
+from gateway.encoding import HEARTBEAT, chunk
 from gateway.errors import UpstreamError
-from gateway.hub import PollStream, ResultsHub
+from gateway.hub import Follower, PollStream, ResultsHub
 from voting.v1 import results_pb2
 
 pytestmark = pytest.mark.unit
@@ -58,10 +58,14 @@ def snapshot(version: int, *, total: int = 0, final: bool = False) -> results_pb
     return results_pb2.Results(poll_id="p", version=version, total=total, final=final)
 
 
-def run(scenario: Callable[[ScriptedQueries, ResultsHub], Awaitable[None]]) -> None:
+def run(
+    scenario: Callable[[ScriptedQueries, ResultsHub], Awaitable[None]],
+    *,
+    heartbeat_s: float = 5.0,
+) -> None:
     async def main() -> None:
         queries = ScriptedQueries()
-        hub = ResultsHub(queries.watch)
+        hub = ResultsHub(queries.watch, heartbeat_s=heartbeat_s)
         try:
             await asyncio.wait_for(scenario(queries, hub), 10)
         finally:
@@ -88,12 +92,36 @@ def feed_first(queries: ScriptedQueries, item: Item, *, call: int = 0) -> asynci
     return asyncio.create_task(send())
 
 
-async def first_of(stream: PollStream, after: int = 0, heartbeat_s: float = 5.0) -> bytes:
-    events = stream.events(after, heartbeat_s=heartbeat_s)
-    try:
-        return await anext(events)
-    finally:
-        await events.aclose()
+class Browser:
+    """A browser's transport as the broadcaster sees it: what was written, whether the
+    kernel would take more (``full``), whether the connection is gone."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.full = False
+        self.gone = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 1 if self.full else 0
+
+    def is_closing(self) -> bool:
+        return self.gone
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(e.split(b"\n", 1)[0].removeprefix(b"id: ")) for e in self.events]
+
+    @property
+    def events(self) -> list[bytes]:
+        return [e for e in self.written if e.startswith(b"id:")]
+
+
+def follower_of(stream: PollStream, after: int = 0) -> tuple[Browser, Follower]:
+    browser = Browser()
+    return browser, stream.follow(browser, shown=after, chunked=False)
 
 
 def test_browsers_of_a_poll_share_one_upstream_opened_by_the_first_closed_by_the_last() -> None:
@@ -151,28 +179,84 @@ def test_each_browser_resumes_after_its_own_last_event_id() -> None:
     async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
         feed_first(queries, snapshot(7))
         async with hub.subscription("p") as stream:
-            assert (await first_of(stream, after=0)).startswith(b"id: 7\n")
+            await stream.ready()
+            fresh, _ = follower_of(stream, after=0)
+            assert fresh.ids == [7]
             # A browser that already holds version 7 waits for the next change...
-            behind = asyncio.create_task(first_of(stream, after=7))
+            holding, _ = follower_of(stream, after=7)
             await asyncio.sleep(0.05)
-            assert not behind.done()
+            assert holding.written == []
             queries.send(snapshot(8))
-            assert (await behind).startswith(b"id: 8\n")
+            await until(lambda: holding.ids == [8])
+            assert fresh.ids == [7, 8]
 
     run(scenario)
 
 
-def test_a_slow_browser_gets_only_the_latest_snapshot() -> None:
+def test_a_browser_that_stops_reading_skips_to_the_latest_and_holds_one_event() -> None:
     async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
         feed_first(queries, snapshot(1))
         async with hub.subscription("p") as stream:
-            events = stream.events(0, heartbeat_s=5.0)
-            assert (await anext(events)).startswith(b"id: 1\n")
-            for version in range(2, 51):  # the browser reads nothing meanwhile
+            await stream.ready()
+            slow, _ = follower_of(stream)
+            quick, _ = follower_of(stream)
+            assert slow.ids == quick.ids == [1]
+            slow.full = True  # its socket buffer is full: the kernel takes no more
+            for version in range(2, 51):
                 queries.send(snapshot(version, total=version))
-            await until(lambda: stream.latest is not None and stream.latest.version == 50)
-            assert (await anext(events)).startswith(b"id: 50\n")
-            await events.aclose()
+            await until(lambda: quick.ids[-1:] == [50])
+            await asyncio.sleep(3 * hub_module.TEND_S)
+            assert slow.ids == [1], "nothing is queued for a browser that does not read"
+            slow.full = False
+            await until(lambda: slow.ids == [1, 50])
+            assert quick.ids == list(range(1, 51))
+            assert b'"total":"50"' in slow.events[-1]
+
+    run(scenario)
+
+
+def test_the_final_snapshot_reaches_a_browser_whose_buffer_is_full() -> None:
+    async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
+        feed_first(queries, snapshot(1))
+        async with hub.subscription("p") as stream:
+            await stream.ready()
+            slow, follower = follower_of(stream)
+            slow.full = True
+            queries.send(snapshot(2))
+            queries.send(snapshot(3, final=True))
+            assert await follower.ended is True
+            assert slow.ids == [1, 3]
+            assert b'"final":true' in slow.events[-1]
+
+    run(scenario)
+
+
+def test_events_are_written_as_http_chunks_to_chunked_responses() -> None:
+    async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
+        feed_first(queries, snapshot(1))
+        async with hub.subscription("p") as stream:
+            latest = await stream.ready()
+            browser = Browser()
+            stream.follow(browser, shown=0, chunked=True)
+            assert browser.written == [chunk(latest.event)]
+            assert chunk(b"id: 1\n\n") == b"7\r\nid: 1\n\n\r\n"
+
+    run(scenario)
+
+
+def test_a_browser_that_went_away_is_dropped_at_the_next_write() -> None:
+    async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
+        feed_first(queries, snapshot(1))
+        async with hub.subscription("p") as stream:
+            await stream.ready()
+            gone, follower = follower_of(stream)
+            stays, _ = follower_of(stream)
+            gone.gone = True
+            queries.send(snapshot(2))
+            assert await follower.ended is False
+            await until(lambda: stays.ids == [1, 2])
+            assert gone.ids == [1]
+            assert len(stream.followers) == 1
 
     run(scenario)
 
@@ -185,35 +269,38 @@ def test_a_broken_upstream_reconnects_after_the_last_version_and_browsers_stay(
     async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
         feed_first(queries, snapshot(4))
         async with hub.subscription("p") as stream:
-            events = stream.events(0, heartbeat_s=5.0)
-            assert (await anext(events)).startswith(b"id: 4\n")
+            await stream.ready()
+            browser, follower = follower_of(stream)
             queries.send(UpstreamError(grpc.StatusCode.UNAVAILABLE, "query service restarting"))
             await until(lambda: len(queries.calls) == 2)
             assert queries.calls[1] == ("p", 4)
             queries.send(snapshot(4))  # not newer: the new stream skips it
             queries.send(snapshot(5))
-            assert (await anext(events)).startswith(b"id: 5\n")
+            await until(lambda: browser.ids == [4, 5])
             # A stream that ends without FINAL is a break too.
             queries.send(None)
             await until(lambda: len(queries.calls) == 3)
             assert queries.calls[2] == ("p", 5)
-            await events.aclose()
+            assert not follower.ended.done()
 
     run(scenario)
 
 
 def test_final_ends_every_browser_stream_and_the_upstream() -> None:
     async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
-        async def follow() -> list[bytes]:
+        async def follow() -> tuple[bool, list[bytes]]:
             async with hub.subscription("p") as stream:
-                return [event async for event in stream.events(0, heartbeat_s=5.0)]
+                await stream.ready()
+                browser, follower = follower_of(stream)
+                return await follower.ended, browser.events
 
         browsers = [asyncio.create_task(follow()) for _ in range(5)]
         await until(lambda: len(queries.calls) == 1)
         queries.send(snapshot(1, total=2))
-        await until(lambda: hub.subscribers == 5)
+        await until(lambda: (s := hub.stream("p")) is not None and len(s.followers) == 5)
         queries.send(snapshot(2, total=3, final=True))
-        for received in await asyncio.gather(*browsers):
+        for ended_final, received in await asyncio.gather(*browsers):
+            assert ended_final is True
             assert received[-1].startswith(b"id: 2\n")
             assert b'"final":true' in received[-1]
         assert queries.open_streams == 0
@@ -226,27 +313,28 @@ def test_a_quiet_stream_sends_heartbeats() -> None:
     async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
         feed_first(queries, snapshot(1))
         async with hub.subscription("p") as stream:
-            events = stream.events(1, heartbeat_s=0.05)
-            assert await anext(events) == HEARTBEAT
-            assert await anext(events) == HEARTBEAT
-            await events.aclose()
+            await stream.ready()
+            browser, _ = follower_of(stream, after=1)
+            await until(lambda: browser.written.count(HEARTBEAT) >= 2)
+            assert browser.events == []
 
-    run(scenario)
+    run(scenario, heartbeat_s=0.05)
 
 
 def test_closing_the_hub_ends_every_browser_stream() -> None:
     async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
-        async def follow() -> int:
+        async def follow() -> tuple[bool, int]:
             async with hub.subscription("p") as stream:
-                return len([e async for e in stream.events(0, heartbeat_s=5.0)])
+                await stream.ready()
+                browser, follower = follower_of(stream)
+                return await follower.ended, len(browser.events)
 
         browsers = [asyncio.create_task(follow()) for _ in range(3)]
         await until(lambda: len(queries.calls) == 1)
         queries.send(snapshot(1))
-        await until(lambda: hub.subscribers == 3)
-        await until(lambda: (s := hub.stream("p")) is not None and s.latest is not None)
+        await until(lambda: (s := hub.stream("p")) is not None and len(s.followers) == 3)
         await hub.close()
-        assert await asyncio.gather(*browsers) == [1, 1, 1]
+        assert await asyncio.gather(*browsers) == [(False, 1)] * 3
         assert queries.open_streams == 0
         with pytest.raises(UpstreamError) as caught:
             async with hub.subscription("p"):
