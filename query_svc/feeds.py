@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from query_svc.errors import ReadModelUnavailable, ShuttingDown
-from query_svc.metrics import FEEDS
+from query_svc.metrics import FEEDS, PUSH_LATENCY, PUSHES
 from query_svc.read_model import ReadModelReader, Snapshot
 from voting import telemetry
 from voting.errors import ServiceError
@@ -111,6 +111,8 @@ class Feed:
                         },
                     )
                 self.latest = snapshot
+                PUSHES.inc(self.subscribers)
+                PUSH_LATENCY.observe(max(0.0, time.time() - snapshot.updated_at_s))
                 waiters, self._next = self._next, asyncio.get_running_loop().create_future()
                 waiters.set_result(snapshot)
             if not self._ready.done():

@@ -23,7 +23,7 @@ from query_svc.errors import (
     VoteNotFound,
 )
 from query_svc.feeds import Feed, FeedHub
-from query_svc.metrics import PUSH_LATENCY, PUSHES, SUBSCRIBERS
+from query_svc.metrics import SUBSCRIBERS
 from query_svc.read_model import ReadModelReader
 from voting import status, telemetry
 from voting.errors import PollNotFound, ServiceError, Unauthenticated, VotingError
@@ -229,6 +229,9 @@ class QueryService:
     ) -> AsyncIterator[bytes]:
         """Yields serialized WatchResultsResponse messages, shared by every subscriber.
 
+        Nothing here runs per push that can run once per version: the feed serializes,
+        counts and times each snapshot once for all its subscribers.
+
         The subscription's set-up gets a span (until the first snapshot is sent); the
         stream itself never does: it may live for hours.
         """
@@ -258,8 +261,6 @@ class QueryService:
                 if snapshot.version > shown:
                     yield snapshot.payload
                     shown = snapshot.version
-                    PUSHES.inc()
-                    PUSH_LATENCY.observe(max(0.0, time.time() - snapshot.updated_at_s))
                     if not set_up:
                         set_up = True
                         setup.end()
