@@ -45,6 +45,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                 "--max-followers", type=int, help="stop the ramps there (a smoke run)"
             )
         timed.set_defaults(handler=_runner(name))
+    fanout = benches.add_parser(
+        "fanout",
+        help="followers per gateway / query process at 1 and 10 updates/s beside bare "
+        "broadcast servers: CPU per push, p99 from publication, RSS (JSON and PNG)",
+    )
+    fanout.add_argument("--seconds", type=float, default=8.0, help="of each step at 1/s")
+    fanout.add_argument(
+        "--steps",
+        type=_counts,
+        default=None,
+        help="follower counts of the ramps, comma separated (default 1000..19500)",
+    )
+    fanout.add_argument("--json", type=Path, help="where to write the figures (PNG beside)")
+    fanout.set_defaults(handler=_runner("fanout"))
     recount = benches.add_parser("recount", help="recount time for a poll of N votes")
     recount.add_argument("--votes", type=int, default=1_000_000)
     recount.add_argument("--json", type=Path, help="where to write the figures")
@@ -93,6 +107,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     chaos.set_defaults(handler=_runner("chaos"))
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of counts: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"counts are positive: {text!r}")
+    return counts
+
+
 def _runner(name: str) -> Handler:
     """Runs ``devkit.bench.<name>.run`` with the options it takes (the bench parser's own
     ones belong to the pipeline)."""
@@ -102,6 +126,8 @@ def _runner(name: str) -> Handler:
         logs.configure("bench", level="WARNING")
         options = {k: v for k, v in vars(args).items() if k != "handler"}
         options["json_path"] = options.pop("json", None)
+        if options.get("steps", ...) is None:
+            del options["steps"]  # the benchmark's own default
         accepted = inspect.signature(module.run).parameters
         figures = module.run(**{k: v for k, v in options.items() if k in accepted})
         figures.pop("timeline", None)  # in the JSON file; too long for a terminal

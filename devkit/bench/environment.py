@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -58,9 +59,9 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(stack: Stack | None, name: str, *args: str) -> Iterator[Served]:
+def served(stack: Stack | None, name: str, *args: str, http: bool = False) -> Iterator[Served]:
     """Runs ``devkit.bench.<name> --port P ARGS`` beside the stack (its settings in the
-    environment) until it accepts connections."""
+    environment) until it accepts connections (gRPC ones; ``http``: TCP ones)."""
     port = free_port()
     child = spawn(
         ProcessSpec(
@@ -72,7 +73,7 @@ def served(stack: Stack | None, name: str, *args: str) -> Iterator[Served]:
     )
     try:
         deadline = time.monotonic() + 60
-        while not accepting(port):
+        while not (listening(port) if http else accepting(port)):
             if not child.alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start:\n{child.log_tail()}")
             time.sleep(0.2)
@@ -88,6 +89,14 @@ def accepting(port: int) -> bool:
             grpc.channel_ready_future(channel).result(timeout=0.5)
         return True
     except grpc.FutureTimeoutError:
+        return False
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
         return False
 
 

@@ -75,13 +75,15 @@ async def vote_to_visible(
 
 
 class ChangeDriver:
-    """Changes a poll's results ``rate`` times a second, straight in the read model."""
+    """Changes a poll's results ``rate`` times a second, straight in the read model;
+    ``published`` maps each version to the moment (epoch ms) it was stamped."""
 
     def __init__(self, url: str, poll_id: str, rate: float) -> None:
         self._client = redis.Redis.from_url(url)
         self._meta = Keys(DEFAULT_NAMESPACE).meta(poll_id)
         self._poll_id = poll_id
         self._rate = rate
+        self.published: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -96,8 +98,10 @@ class ChangeDriver:
 
     def _run(self) -> None:
         while not self._stop.wait(1 / self._rate):
-            self._client.hset(self._meta, "updated_at", str(time.time_ns() // 1_000_000))
+            stamp = time.time_ns() // 1_000_000
+            self._client.hset(self._meta, "updated_at", str(stamp))
             version = int(self._client.hincrby(self._meta, "version", 1))
+            self.published[version] = float(stamp)
             self._client.publish(CHANGES_CHANNEL, change_message(self._poll_id, version))
 
 

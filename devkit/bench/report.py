@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit.bench.environment import SOURCE
+from voting.config import GatewaySettings
 
 DOCUMENTS = ("README.md", "docs/capacity.md")
 BLOCK = re.compile(
@@ -331,7 +332,88 @@ def memory(files: list[str], figures: list[dict[str, Any]]) -> str:
     return "\n".join([*rows, "", _source(files, figures)])
 
 
+def fanout(files: list[str], figures: list[dict[str, Any]]) -> str:
+    """Per kind and rate: the largest step served, the latency there, CPU per push."""
+    (r,) = figures
+    names = {
+        "gateway": "gateway, SSE",
+        "bare_sse": "bare stdlib asyncio SSE broadcast",
+        "query": "query service, `WatchResults`",
+        "bare_grpc": "bare grpc.aio broadcast",
+    }
+    rows = [
+        "| Server (one process) | updates/s | followers served (largest step) | "
+        "p50 / p99 there (ms) | delivered | pushes per CPU-second | RSS (MiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for kind, rates in r["steps"].items():
+        for hz, steps in rates.items():
+            served = [s for s in steps if s["served"]]
+            at = served[-1] if served else steps[0]
+            count = _n(at["followers"]) if served else f"none (at {_n(at['followers'])}: "
+            if not served:
+                count += f"p99 {_n(at['p99_ms'])} ms, {at['delivered_ratio']:.1%} delivered)"
+            rows.append(
+                f"| {names[kind]} | {hz.removesuffix('hz')} | {count} | "
+                f"{_n(at['p50_ms'])} / {_n(at['p99_ms'])} | {at['delivered_ratio']:.1%} | "
+                f"{_n(at['pushes_per_cpu_s'])} | {_n(at['rss_mib'])} |"
+            )
+    biggest = max(r["steps"]["gateway"]["1hz"][-1]["followers"], 1)
+    ratio_g = r["gateway_to_bare_pushes_per_cpu_s"]
+    ratio_q = r["query_to_bare_grpc_pushes_per_cpu_s"]
+    rows += [
+        "",
+        f"At 10 updates/s and {_n(r['gateway_pushes_per_cpu_s_at_followers'])} followers "
+        f"(the largest step both served), the gateway made {_n(r['gateway_pushes_per_cpu_s'])} "
+        f"pushes per CPU-second against the bare broadcast's "
+        f"{_n(r['bare_pushes_per_cpu_s'])} ({ratio_g:.2f}x); at "
+        f"{_n(r['query_pushes_per_cpu_s_at_followers'])} streams the query service made "
+        f"{_n(r['query_pushes_per_cpu_s'])} against bare grpc.aio's "
+        f"{_n(r['bare_grpc_pushes_per_cpu_s'])} ({ratio_q:.2f}x). Gateway memory: "
+        f"{r['rss_mb_per_1k_followers']} MiB per 1,000 followers (the ramp's last step: "
+        f"{_n(biggest)}). Served: every follower connected, none failed, at least "
+        f"{r['served_fraction']:.1%} of (follower, version) pairs delivered, p99 at most "
+        f"{_n(r['p99_limit_ms'])} ms from each version's publication.",
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
+EDGES = 300  # CDN points of presence revalidating a poll's results: an assumption
+
+
+def fanout_capacity(files: list[str], figures: list[dict[str, Any]]) -> str:
+    """Push processes for a million followers, from a fan-out and a pipeline result."""
+    fan, pipe = figures
+    per_cpu = fan["gateway_pushes_per_cpu_s"]
+    unary = pipe["limits"]["query_get_results_per_s"]["median"]
+    rows = [
+        "| 1M followers | 1 update/s | 10 updates/s |",
+        "| --- | --- | --- |",
+    ]
+    by_box = [
+        _ceil(FOLLOWERS / max(fan[f"gateway_max_followers_{hz}hz"], 1) * HEADROOM) for hz in (1, 10)
+    ]
+    # By CPU, but never more followers on one process than it may hold.
+    cap = GatewaySettings().max_followers
+    by_cpu = [
+        max(_ceil(FOLLOWERS * hz / per_cpu * HEADROOM), _ceil(FOLLOWERS / cap)) for hz in (1, 10)
+    ]
+    cdn = [_ceil(EDGES * hz / unary * HEADROOM) for hz in (1, 10)]
+    rows += [
+        f"| SSE gateways, followers per process as measured on this box | {by_box[0]} | "
+        f"{by_box[1]} |",
+        f"| SSE gateways of one core, by CPU per push (followers on other machines; at most "
+        f"{_n(cap)} a process) | {by_cpu[0]} | {by_cpu[1]} |",
+        f"| pollers behind a CDN ({EDGES} edges, each revalidating once per version) | "
+        f"{_n(EDGES * 1)} origin requests/s: {cdn[0]} process | "
+        f"{_n(EDGES * 10)} requests/s: {cdn[1]} processes |",
+    ]
+    return "\n".join([*rows, "", _source(files, figures)])
+
+
 RENDERERS: dict[str, Callable[[list[str], list[dict[str, Any]]], str]] = {
+    "fanout": fanout,
+    "fanout-capacity": fanout_capacity,
     "pipeline": pipeline,
     "compare": compare,
     "write": write,

@@ -17,6 +17,21 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+def weighted_percentile(samples: Sequence[tuple[float, int]], pct: float) -> float:
+    """:func:`percentile` of values given as (value, how many times): the same answer as
+    over the expanded list, without building it."""
+    total = sum(n for _, n in samples)
+    if not total:
+        return 0.0
+    rank = max(1, math.ceil(pct / 100 * total))
+    seen = 0
+    for value, n in sorted(samples):
+        seen += n
+        if seen >= rank:
+            return value
+    raise AssertionError("unreachable: rank <= total")
+
+
 def rounded(value: float, digits: int = 1) -> float:
     return round(value, digits)
 

@@ -137,3 +137,25 @@ def test_redis_memory_per_vote(tmp_path: Path) -> None:
     assert figures["request_id_bytes_per_vote"] > 0
     assert figures["status_bytes_per_vote"] > 0
     assert figures["statuses_gib_at_rate"] > 0
+
+
+def test_fanout_beside_its_bare_servers(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "fanout", "--steps", "100", "--seconds", "8")
+    for key in (
+        "gateway_pushes_per_cpu_s",
+        "bare_pushes_per_cpu_s",
+        "query_pushes_per_cpu_s",
+        "bare_grpc_pushes_per_cpu_s",
+    ):
+        assert figures[key] > 0, key
+    for key in ("gateway_max_followers_1hz", "gateway_max_followers_10hz"):
+        assert figures[key] in (0, 100), key
+    assert isinstance(figures["rss_mb_per_1k_followers"], float)
+    for kind, rates in figures["steps"].items():
+        for hz, (step,) in rates.items():
+            # Every follower connected and heard of (nearly) every version.
+            assert step["connected"] == step["followers"] == 100, (kind, hz, step)
+            assert step["failures"] == 0, (kind, hz, step)
+            assert step["versions"] > 0, (kind, hz, step)
+            assert step["delivered"] > 0, (kind, hz, step)
+    assert (tmp_path / "figures.png").stat().st_size > 0
