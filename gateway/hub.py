@@ -41,7 +41,6 @@ BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 5.0
 # How often a poll's broadcaster looks at browsers it skipped (and at the heartbeat).
 TEND_S = 0.1
-HEARTBEAT_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +114,8 @@ class PollStream:
             return follower
         self.followers.add(follower)
         latest = self.latest
-        if latest is not None and latest.version > shown:
+        # FINAL may carry the version the browser holds (the recount confirmed it).
+        if latest is not None and (latest.version > shown or latest.final):
             self._offer(follower, latest)
         return follower
 
@@ -217,7 +217,7 @@ class PollStream:
 
 
 class ResultsHub:
-    def __init__(self, watch: Watch, *, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(self, watch: Watch, *, heartbeat_s: float) -> None:
         self.watch = watch
         self.heartbeat_s = heartbeat_s
         self._streams: dict[str, PollStream] = {}

@@ -358,3 +358,19 @@ def test_closing_the_hub_fails_browsers_still_waiting_for_a_first_snapshot() -> 
         assert caught.value.http_status == 503
 
     run(scenario)
+
+
+def test_a_browser_joining_after_a_final_of_the_version_it_holds_gets_it_and_ends() -> None:
+    # The handler reads the first snapshot, then writes it (an await) before it follows:
+    # FINAL can arrive meanwhile with the same version, as the recount confirms it.
+    async def scenario(queries: ScriptedQueries, hub: ResultsHub) -> None:
+        feed_first(queries, snapshot(4))
+        async with hub.subscription("p") as stream:
+            await stream.ready()
+            queries.send(snapshot(4, total=9, final=True))
+            await until(lambda: stream.latest is not None and stream.latest.final)
+            browser, follower = follower_of(stream, after=4)
+            assert await asyncio.wait_for(follower.ended, 1) is True
+            assert b'"final":true' in browser.events[-1]
+
+    run(scenario)
