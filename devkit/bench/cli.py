@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fanout.add_argument(
         "--steps",
         type=_counts,
-        default=None,
+        default=argparse.SUPPRESS,  # absent: the benchmark's own default
         help="follower counts of the ramps, comma separated (default 1000..19500)",
     )
     fanout.add_argument("--json", type=Path, help="where to write the figures (PNG beside)")
@@ -126,8 +126,6 @@ def _runner(name: str) -> Handler:
         logs.configure("bench", level="WARNING")
         options = {k: v for k, v in vars(args).items() if k != "handler"}
         options["json_path"] = options.pop("json", None)
-        if options.get("steps", ...) is None:
-            del options["steps"]  # the benchmark's own default
         accepted = inspect.signature(module.run).parameters
         figures = module.run(**{k: v for k, v in options.items() if k in accepted})
         figures.pop("timeline", None)  # in the JSON file; too long for a terminal

@@ -153,7 +153,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def peak_rss_mib(pid: int) -> float:
+    return rss_mib(pid, field="VmHWM")
+
+
+def rss_mib(pid: int, *, field: str = "VmRSS") -> float:
+    """A process's resident memory now (VmRSS) or at its peak (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0

@@ -41,7 +41,14 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from devkit.bench.environment import cpu_seconds, machine, private_stack, served, write_json
+from devkit.bench.environment import (
+    cpu_seconds,
+    machine,
+    private_stack,
+    rss_mib,
+    served,
+    write_json,
+)
 from devkit.bench.polls import create_polls
 from devkit.bench.read import ChangeDriver
 from devkit.bench.stats import rounded, weighted_percentile
@@ -94,13 +101,6 @@ class Sampler:
             self.rss_mib = max(self.rss_mib, rss_mib(self.pid))
             if self._stop.wait(0.05):
                 return
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def summarize(

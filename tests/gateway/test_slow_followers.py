@@ -80,9 +80,10 @@ async def gateway(
 ) -> AsyncIterator[tuple[int, ScriptedQueries, ResultsHub]]:
     """The gateway's app on a real port over a scripted upstream: (port, upstream, hub)."""
     queries = ScriptedQueries()
-    hub = ResultsHub(queries.watch)
+    settings = settings or GatewaySettings()
+    hub = ResultsHub(queries.watch, heartbeat_s=settings.heartbeat_s)
     client: Any = Allowed()
-    app = Gateway(client=client, hub=hub, settings=settings or GatewaySettings()).app()
+    app = Gateway(client=client, hub=hub, settings=settings).app()
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
