@@ -19,7 +19,9 @@ Followers run in SWARMS separate processes (``devkit.bench.swarm``). At each ste
 - delivered/expected: the (follower, version) pairs learnt in time over followers times
   versions published in the window;
 - the server's CPU-seconds over the window from /proc (not wall time), per push (per
-  event a follower received), and its RSS.
+  event a follower received), and its RSS;
+- how long the step's followers, all connecting at once, waited for their first snapshot
+  (``join_max_ms``; the headline ``gateway_join_max_ms`` is the first step at 1/s).
 
 A step is served when every follower connected, none failed, at least SERVED of the
 expected pairs were delivered and the p99 is at most P99_LIMIT_MS; a ramp stops at the
@@ -118,6 +120,7 @@ def summarize(
         for version in measured:
             for at, n in covered.get(str(version), {}).items():
                 latencies.append((int(at) - times[version], n))
+    joins = [(int(ms), n) for o in outs for ms, n in o["joins"].items()]
     delivered = sum(n for _, n in latencies)
     expected = count * len(measured)
     pushes = sum(
@@ -135,6 +138,8 @@ def summarize(
         "p50_ms": rounded(weighted_percentile(latencies, 50)),
         "p99_ms": rounded(weighted_percentile(latencies, 99)),
         "pushes": pushes,
+        "join_p99_ms": rounded(weighted_percentile(joins, 99)),
+        "join_max_ms": max((ms for ms, _ in joins), default=0),
         "start_ms": start,
         "end_ms": end,
     }
@@ -326,6 +331,12 @@ def headline(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, A
         for hz in ("1hz", "10hz"):
             if kind in results:
                 figures[f"{name}_max_followers_{hz}"] = largest_served(results[kind].get(hz, []))
+    for kind in ("gateway", "query"):
+        # the first step of the 1/s ramp: a crowd of STEPS[0] followers arriving at once
+        first = results.get(kind, {}).get("1hz", [])
+        if first:
+            figures[f"{kind}_join_max_ms"] = first[0]["join_max_ms"]
+            figures[f"{kind}_join_at_followers"] = first[0]["followers"]
     if "gateway" in results:
         steps = [s for hz in results["gateway"].values() for s in hz if s["served"]] or [
             s for hz in results["gateway"].values() for s in hz

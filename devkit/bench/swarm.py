@@ -50,11 +50,16 @@ class Tally:
         self.receipts: Counter[int] = Counter()
         # version -> the updated_at its event carried (epoch ms), once per version
         self.stamps: dict[int, float] = {}
+        # ms from the swarm's first connection attempt -> followers whose first snapshot
+        # arrived then: how long a crowd arriving at once waits for the current count
+        self.joins: Counter[int] = Counter()
+        self.began = time.monotonic()
         self.all_connected = asyncio.Event()
         self.count = 0
 
     def joined(self) -> None:
         self.connected += 1
+        self.joins[int((time.monotonic() - self.began) * 1000)] += 1
         if self.connected == self.count:
             self.all_connected.set()
 
@@ -77,6 +82,7 @@ class Tally:
             "window": self.window,
             "covered": {v: dict(c) for v, c in self.covered.items()},
             "receipts": dict(self.receipts),
+            "joins": dict(self.joins),
             "stamps": self.stamps,
         }
 
@@ -188,6 +194,7 @@ async def swarm(
 ) -> dict[str, Any]:
     tally = Tally()
     tally.count = count
+    tally.began = time.monotonic()
     start = sse_swarm if protocol == "sse" else grpc_swarm
     tasks, held = await start(tally, target, poll_id, count)
     with contextlib.suppress(TimeoutError):

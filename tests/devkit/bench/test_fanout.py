@@ -80,3 +80,21 @@ def test_the_compared_steps_are_the_largest_both_served() -> None:
     assert theirs is not None
     assert (mine["followers"], theirs["followers"]) == (2000, 2000)
     assert fanout.largest_served(ours) == 2000
+
+
+def test_the_wait_for_a_first_snapshot_is_counted_per_follower() -> None:
+    async def build() -> dict[str, Any]:
+        tally = Tally()
+        tally.count = 3
+        tally.began -= 0.5  # the swarm began connecting half a second ago
+        for _ in range(3):
+            tally.joined()
+        assert tally.all_connected.is_set()
+        return tally.figures()
+
+    out = json.loads(json.dumps(asyncio.run(build())))
+    out["window"] = (0.0, 1.0)
+    step = fanout.summarize([out], {}, count=3)
+    assert step["connected"] == 3
+    assert 500 <= step["join_max_ms"] < 2_000
+    assert step["join_p99_ms"] <= step["join_max_ms"]
