@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
+from gateway.admission import Admission
 from gateway.encoding import HEARTBEAT, last_event_id, to_json
 from gateway.errors import UpstreamError
 from gateway.hub import PollStream, ResultsHub, Snapshot
@@ -45,6 +46,7 @@ class Gateway:
         self.client = client
         self.hub = hub
         self.settings = settings
+        self.admission = Admission(client.results)
         self.stopping = False
 
     def app(self) -> web.Application:
@@ -132,7 +134,7 @@ class Gateway:
         try:
             # The query service decides whether this browser may follow the poll; the
             # stream it then joins is shared by every browser following it.
-            await self.client.results(request.match_info["poll_id"], _auth(request))
+            await self.admission.admit(request.match_info["poll_id"], _auth(request))
             async with self.hub.subscription(request.match_info["poll_id"]) as stream:
                 first = await stream.ready()
                 if first.final and first.version <= held:

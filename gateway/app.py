@@ -48,7 +48,7 @@ async def serve(settings: Settings) -> None:
     )
     await runner.setup()
     # Like the gRPC servers (SO_REUSEPORT), several gateway processes can share a port.
-    site = web.TCPSite(runner, host, port, reuse_port=True)
+    site = web.TCPSite(runner, host, port, reuse_port=True, backlog=settings.gateway.listen_backlog)
     try:
         await site.start()
     except OSError as exc:

@@ -347,6 +347,13 @@ class GatewaySettings:
         "the load balancer sends the browser to another process. Each one holds a file "
         "descriptor: keep it under the process's open-file limit.",
     )
+    listen_backlog: int = setting(
+        "VOTING_GATEWAY_LISTEN_BACKLOG",
+        4096,
+        "Connections the kernel queues for the gateway before it accepts them (capped by "
+        "net.core.somaxconn). aiohttp's default of 128 overflows when a crowd arrives at "
+        "once, and each dropped SYN costs that browser a 1, 3, 7... s retransmission.",
+    )
     results_max_age_s: int = setting(
         "VOTING_GATEWAY_RESULTS_MAX_AGE_S",
         1,
