@@ -57,6 +57,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=argparse.SUPPRESS,  # absent: the benchmark's own default
         help="follower counts of the ramps, comma separated (default 1000..19500)",
     )
+    fanout.add_argument(
+        "--kinds",
+        type=lambda text: tuple(text.split(",")),
+        default=argparse.SUPPRESS,
+        help="servers to ramp, comma separated (default gateway,bare_sse,query,bare_grpc)",
+    )
     fanout.add_argument("--json", type=Path, help="where to write the figures (PNG beside)")
     fanout.set_defaults(handler=_runner("fanout"))
     recount = benches.add_parser("recount", help="recount time for a poll of N votes")

@@ -38,6 +38,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -130,6 +131,7 @@ def summarize(
         "followers": count,
         "connected": sum(o["connected"] for o in outs),
         "failures": sum(o["failures"] for o in outs),
+        "failure_reasons": dict(sum((Counter(o.get("reasons", {})) for o in outs), Counter())),
         "window_s": rounded((end - start) / 1000, 2),
         "versions": len(measured),
         "delivered": delivered,
@@ -166,12 +168,21 @@ def swarm(
                 "--seconds",
                 str(seconds),
             ],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for i in range(SWARMS)
     ]
-    return [json.loads(p.communicate(timeout=900)[0]) for p in procs]
+    for proc in procs:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "joined" (or nothing, if the swarm died)
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outs = [proc.communicate(timeout=900)[0] for proc in procs]
+    return [json.loads(out.splitlines()[-1]) for out in outs]
 
 
 def served_step(step: dict[str, Any]) -> bool:

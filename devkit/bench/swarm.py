@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import re
+import sys
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -42,6 +43,7 @@ class Tally:
     def __init__(self) -> None:
         self.connected = 0
         self.failures = 0
+        self.reasons: Counter[str] = Counter()  # why followers failed
         self.measuring = False
         self.window: tuple[float, float] = (0.0, 0.0)
         # version -> {epoch ms: followers that learnt of it then}
@@ -56,6 +58,11 @@ class Tally:
         self.began = time.monotonic()
         self.all_connected = asyncio.Event()
         self.count = 0
+        self.closing = False  # the swarm is hanging up: a lost connection is no failure
+
+    def failed(self, reason: str) -> None:
+        self.failures += 1
+        self.reasons[reason] += 1
 
     def joined(self) -> None:
         self.connected += 1
@@ -79,6 +86,7 @@ class Tally:
             "count": self.count,
             "connected": self.connected,
             "failures": self.failures,
+            "reasons": dict(self.reasons),
             "window": self.window,
             "covered": {v: dict(c) for v, c in self.covered.items()},
             "receipts": dict(self.receipts),
@@ -106,7 +114,7 @@ class SseFollower(asyncio.Protocol):
         if self._ok is None:
             self._ok = data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
             if not self._ok:
-                self._tally.failures += 1
+                self._tally.failed(data.split(b"\r\n", 1)[0].decode(errors="replace"))
         buffer = self._pending + data
         end = buffer.rfind(b"\n\n")
         if end < 0:
@@ -126,6 +134,8 @@ class SseFollower(asyncio.Protocol):
             self._held = max(self._held, version)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._held < 0 and self._ok is not False and not self._tally.closing:
+            self._tally.failed(f"closed before the first event: {exc!r}")
         if not self._lost.done():
             self._lost.set_result(None)
 
@@ -149,8 +159,8 @@ async def sse_swarm(tally: Tally, target: str, poll_id: str, count: int) -> list
             transport, _ = await loop.create_connection(
                 lambda: SseFollower(tally, request, lost), host, int(port)
             )
-        except OSError:
-            tally.failures += 1
+        except OSError as exc:
+            tally.failed(f"connect: {exc.strerror or exc!r}")
             return
         transports.append(transport)
         await lost
@@ -182,8 +192,9 @@ async def grpc_swarm(tally: Tally, target: str, poll_id: str, count: int) -> lis
                 if version not in tally.stamps:
                     tally.stamps[version] = message.results.updated_at.ToMilliseconds()
                 held = max(held, version)
-        except grpc.aio.AioRpcError:
-            tally.failures += 1
+        except grpc.aio.AioRpcError as exc:
+            if not tally.closing:
+                tally.failed(f"{exc.code().name}: {exc.details()}")
 
     tasks = [asyncio.create_task(one(i)) for i in range(count)]
     return [tasks, channels]
@@ -199,12 +210,17 @@ async def swarm(
     tasks, held = await start(tally, target, poll_id, count)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(tally.all_connected.wait(), timeout=60 + count / 100)
+    # Every swarm of a step measures over the same window: each says it has joined and
+    # waits for the parent's go, which comes once all of them have.
+    print("joined", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await asyncio.sleep(warmup_s)
     tally.measuring = True
     began = time.time()
     await asyncio.sleep(seconds)
     tally.window = (began * 1000, time.time() * 1000)
     tally.measuring = False
+    tally.closing = True
     for task in tasks:
         task.cancel()
     if protocol == "sse":
@@ -236,7 +252,7 @@ def main() -> None:
             warmup_s=args.warmup,
         )
     )
-    print(json.dumps(figures))
+    print(json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":
