@@ -243,8 +243,8 @@ HEADROOM = 1.4  # peaks and rolling restarts
 
 def capacity(files: list[str], figures: list[dict[str, Any]]) -> str:
     """The deployment for the targets, computed from the per-process figures: files are
-    a pipeline, a write, a read and an sse result, in that order."""
-    pipe, write_, read_, sse_ = figures
+    a pipeline, a write and a fanout result, in that order."""
+    pipe, write_, fan = figures
     bulk = 1e6 / write_["cpu_us_per_vote"]["command_bulk"]
     unary = 1e6 / write_["cpu_us_per_vote"]["command_unary"]
     worker = write_["worker_records_per_cpu_s"]
@@ -254,10 +254,10 @@ def capacity(files: list[str], figures: list[dict[str, Any]]) -> str:
     workers = _ceil(VOTES_PER_S / worker * HEADROOM)
     partitions = 2 ** _ceil(math.log2(2 * workers))
     projectors = _ceil(VOTES_PER_S / projector * HEADROOM)
-    query_1hz = read_["subscribers_per_process_1hz"]
-    query_10hz = read_["subscribers_per_process_10hz"]
-    sse_1hz = sse_["sse_followers_per_process_1hz"]
-    sse_10hz = sse_["sse_followers_per_process_10hz"]
+    query_1hz = fan["query_max_followers_1hz"]
+    query_10hz = fan["query_max_followers_10hz"]
+    sse_1hz = fan["gateway_max_followers_1hz"]
+    sse_10hz = fan["gateway_max_followers_10hz"]
     rows = [
         "| Part | Measured per process (this box) | Per CPU-second "
         "| For 250k votes/s and 1M followers |",
@@ -272,12 +272,16 @@ def capacity(files: list[str], figures: list[dict[str, Any]]) -> str:
         "(each worker one at least, twice that to grow) |",
         f"| projector | kept up in the pipeline run | {_n(projector)} votes | "
         f"{projectors} processes |",
-        f"| query service, `WatchResults` | {_n(query_10hz)} followers at 10/s, "
-        f"{_n(query_1hz)} at 1/s | | {_ceil(FOLLOWERS / max(query_1hz, 1))} processes at "
-        f"1/s, {_ceil(FOLLOWERS / max(query_10hz, 1))} at 10/s (without the gateway tier) |",
-        f"| gateway, SSE | {_n(sse_10hz)} followers at 10/s, {_n(sse_1hz)} at 1/s | | "
-        f"{_ceil(FOLLOWERS / max(sse_1hz, 1))} processes at 1/s, "
-        f"{_ceil(FOLLOWERS / max(sse_10hz, 1))} at 10/s, before any CDN |",
+        f"| query service, `WatchResults` (relays) | {_served(query_10hz, 'streams')} at "
+        f"10/s, {_served(query_1hz, 'streams')} at 1/s | "
+        f"{_n(fan['query_pushes_per_cpu_s'])} pushes | "
+        f"one stream per gateway and watched poll, not per follower |",
+        f"| gateway, SSE | {_served(sse_10hz, 'followers')} at 10/s, "
+        f"{_served(sse_1hz, 'followers')} at 1/s | "
+        f"{_n(fan['gateway_pushes_per_cpu_s'])} pushes | "
+        f"{_ceil(FOLLOWERS / max(sse_1hz, 1) * HEADROOM)} processes at 1/s, "
+        f"{_ceil(FOLLOWERS / max(sse_10hz, 1) * HEADROOM)} at 10/s (as measured here; "
+        "by CPU and with a CDN: the table below) |",
     ]
     return "\n".join([*rows, "", _source(files, figures)])
 
@@ -371,11 +375,23 @@ def fanout(files: list[str], figures: list[dict[str, Any]]) -> str:
         f"{_n(r['query_pushes_per_cpu_s'])} against bare grpc.aio's "
         f"{_n(r['bare_grpc_pushes_per_cpu_s'])} ({ratio_q:.2f}x). Gateway memory: "
         f"{r['rss_mb_per_1k_followers']} MiB per 1,000 followers (the ramp's last step: "
-        f"{_n(biggest)}). Served: every follower connected, none failed, at least "
+        f"{_n(biggest)}). {_n(r.get('gateway_join_at_followers', 0))} browsers connecting "
+        f"at once all had the current snapshot within {_n(r.get('gateway_join_max_ms', 0))} "
+        f"ms ({_n(r.get('query_join_max_ms', 0))} ms for as many `WatchResults` streams). "
+        f"Served: every follower connected, none failed, at least "
         f"{r['served_fraction']:.1%} of (follower, version) pairs delivered, p99 at most "
         f"{_n(r['p99_limit_ms'])} ms from each version's publication.",
     ]
     return "\n".join([*rows, "", _source(files, figures)])
+
+
+def _served(followers: int, noun: str) -> str:
+    """A ramp's largest served step; 0 when even its first step was not."""
+    return f"{_n(followers)} {noun}" if followers else "no step served"
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
 
 
 EDGES = 300  # CDN points of presence revalidating a poll's results: an assumption
@@ -405,8 +421,8 @@ def fanout_capacity(files: list[str], figures: list[dict[str, Any]]) -> str:
         f"| SSE gateways of one core, by CPU per push (followers on other machines; at most "
         f"{_n(cap)} a process) | {by_cpu[0]} | {by_cpu[1]} |",
         f"| pollers behind a CDN ({EDGES} edges, each revalidating once per version) | "
-        f"{_n(EDGES * 1)} origin requests/s: {cdn[0]} process | "
-        f"{_n(EDGES * 10)} requests/s: {cdn[1]} processes |",
+        f"{_n(EDGES * 1)} origin requests/s: {_processes(cdn[0])} | "
+        f"{_n(EDGES * 10)} requests/s: {_processes(cdn[1])} |",
     ]
     return "\n".join([*rows, "", _source(files, figures)])
 
