@@ -92,6 +92,10 @@ class Batch:
     lookups: list[LedgerEntry] = field(default_factory=list)
 
 
+# Fetches from a missing offset that must show the same gap before it is taken as the log's.
+GAP_REFETCHES = 3
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A committed rewrite of a partition's state: restore from ``start`` onwards."""
@@ -122,6 +126,8 @@ class PartitionProcessor:
         self.since_checkpoint = 0
         self.rewrite_min = rewrite_min
         self.checkpoint_due: Checkpoint | None = None  # committed, not yet saved
+        self._gap: tuple[int, int] | None = None  # (expected offset, first fetched past it)
+        self._gap_seen = 0
 
     # -- ownership (blocking: run on the consumer's thread) -------------------------------
 
@@ -193,6 +199,43 @@ class PartitionProcessor:
         self._producer = None  # nothing is left open between batches
 
     # -- deciding (pure: no I/O) -----------------------------------------------------------
+
+    def contiguous(self, records: list[Message]) -> tuple[list[Message], bool]:
+        """The records to decide: those from ``next_offset`` on, up to the first gap; and
+        whether there was one (the caller then fetches again from ``next_offset``).
+
+        A decision past a record never seen commits an offset beyond it, and the vote is
+        lost for good. librdkafka can hand out records past a seek's offset (it does
+        when a seek races a fetch in flight; its maintainers' advice is to check each
+        offset and seek again), and a local broker may misbehave. A gap that is still
+        there after GAP_REFETCHES fetches from exactly the missing offset is one the log
+        itself has (a transaction marker, retention), and is passed.
+        """
+        expected = self.next_offset
+        kept: list[Message] = []
+        for msg in records:
+            offset = msg.offset() or 0
+            if offset < expected:
+                continue  # fetched before a rewind
+            if offset > expected:
+                gap = (expected, offset)
+                self._gap_seen = self._gap_seen + 1 if gap == self._gap else 1
+                self._gap = gap
+                if self._gap_seen <= GAP_REFETCHES:
+                    log.warning(
+                        "records fetched past a missing offset; fetching again from it",
+                        extra={"partition": self.partition, "missing": expected, "got": offset},
+                    )
+                    return kept, True
+                log.info(
+                    "offsets missing from the log itself; passed",
+                    extra={"partition": self.partition, "from": expected, "to": offset},
+                )
+            kept.append(msg)
+            expected = offset + 1
+        if kept:
+            self._gap, self._gap_seen = None, 0
+        return kept, False
 
     def decide(
         self,
@@ -307,6 +350,12 @@ class PartitionProcessor:
         )
 
     def _dead_letter(self, batch: Batch, msg: Message, reason: str) -> None:
+        # A record of the votes log that cannot be decided is a vote nobody will count:
+        # it must be seen, not only counted in a metric.
+        log.warning(
+            "record sent to the dead-letter topic",
+            extra={"partition": self.partition, "offset": msg.offset(), "reason": reason},
+        )
         headers: events.Headers = list(events.header_items(msg.headers()))
         headers += [
             ("dlq-reason", reason.encode()),

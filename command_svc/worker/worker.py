@@ -126,9 +126,26 @@ class DedupWorker:
                 continue
             by_partition[msg.partition() or 0].append(msg)
         # Records of a partition that is not open are dropped: opening it seeks back.
-        work = [
-            (self._processors[p], recs) for p, recs in by_partition.items() if p in self._processors
-        ]
+        work = []
+        refetch = []  # partitions whose records skipped an offset: fetched again from it
+        for p, recs in by_partition.items():
+            proc = self._processors.get(p)
+            if proc is None:
+                continue
+            kept, gap = proc.contiguous(recs)
+            if gap:
+                refetch.append(proc)
+            if kept:
+                work.append((proc, kept))
+        try:
+            await self._decide_and_commit(work)
+        finally:
+            # After the commit: next_offset is then the first offset not yet decided.
+            await self._rewind([proc for proc in refetch if not proc.cancelled])
+
+    async def _decide_and_commit(
+        self, work: list[tuple[PartitionProcessor, list[Message]]]
+    ) -> None:
         if not work:
             return
         received_ns = telemetry.now_ns()
@@ -200,10 +217,18 @@ class DedupWorker:
 
     async def _rewind(self, procs: list[PartitionProcessor]) -> None:
         for proc in procs:
-            await self._on_consumer_thread(
-                self._consumer.seek,
-                TopicPartition(self._settings.topics.votes, proc.partition, proc.next_offset),
-            )
+            try:
+                await self._on_consumer_thread(
+                    self._consumer.seek,
+                    TopicPartition(self._settings.topics.votes, proc.partition, proc.next_offset),
+                )
+            except KafkaException as exc:
+                # Where it would fetch from is unknown now: open it again from its commit.
+                log.warning(
+                    "seek refused; reopening the partition",
+                    extra={"partition": proc.partition, "error": str(exc)},
+                )
+                await self._drop(proc, retry_in_s=RETRY_OPEN_S)
 
     async def _drop(self, proc: PartitionProcessor, *, retry_in_s: float) -> None:
         """Stops working a partition (paused, no state) and opens it again later if the
