@@ -177,6 +177,7 @@ class Chaos:
         self.settings = stack.settings()
         self.reads: list[tuple[float, bool]] = []
         self.counted = 0
+        self.dead_letters: list[dict[str, str]] = []
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -253,6 +254,9 @@ class Chaos:
                 p: {c.option_id: c.votes for c in f.counts} if f else None
                 for p, f in finals.items()
             },
+            # Records the worker could not decide (each is a vote nobody counts).
+            "dead_letters": len(self.dead_letters),
+            "dead_letter_examples": self.dead_letters[:5],
             "attempts_failed": record.attempts_failed,
             "failure_codes": record.failure_codes,
             "write_unavailable_s": rounded(sum(b - a for a, b in write_down)),
@@ -400,6 +404,10 @@ class Chaos:
         kafka = KafkaClients(self.settings.kafka, topics)
         votes_log = read_log(kafka, topics.votes, topics.partitions, timeout_s=300)
         decisions_log = read_log(kafka, topics.vote_results, topics.partitions, timeout_s=300)
+        self.dead_letters = [
+            {h: v.decode(errors="replace") for h, v in r.headers if h.startswith("dlq-")}
+            for r in read_log(kafka, topics.dead_letters, 1, timeout_s=60)
+        ]
         ledger = [item for item in _ledger(self.settings) if item["poll_id"]["S"] in polls]
         acked = {
             a.vote_id: request.poll_id

@@ -97,7 +97,8 @@ class _Findings:
 def check(observed: Observed) -> Verdict:
     findings = _Findings()
     appended, markers = _read_votes(observed.votes_log, findings)
-    decided = _read_decisions(observed.decisions_log)
+    decided, where = _read_decisions(observed.decisions_log)
+    sources = _decided_sources(observed.decisions_log)
     truth = _truth(appended, markers)
     first_copy: dict[str, _Appended] = {}
     for record in appended:
@@ -129,7 +130,20 @@ def check(observed: Observed) -> Verdict:
             if copy is None:
                 findings.add("lost", {"vote_id": vote_id, "why": "acknowledged, not in the log"})
             elif not decided.get(vote_id):
-                findings.add("lost", {"vote_id": vote_id, "why": "in the log, never decided"})
+                findings.add(
+                    "lost",
+                    {
+                        "vote_id": vote_id,
+                        "why": "in the log, never decided",
+                        "vote": [copy.partition, copy.offset],
+                        # Which of its neighbours in the partition were decided: one
+                        # record skipped, or a whole stretch?
+                        "neighbours_decided": {
+                            o: o in sources.get(copy.partition, set())
+                            for o in range(copy.offset - 3, copy.offset + 4)
+                        },
+                    },
+                )
         elif outcome == "refused" and copy is not None:
             findings.add(
                 "refused_appended",
@@ -144,7 +158,19 @@ def check(observed: Observed) -> Verdict:
 
     for vote_id, seen in decided.items():
         if len(seen) > 1:
-            findings.add("conflicting_decisions", {"vote_id": vote_id, "decisions": sorted(seen)})
+            copy = first_copy.get(vote_id)
+            findings.add(
+                "conflicting_decisions",
+                {
+                    "vote_id": vote_id,
+                    "decisions": sorted(seen),
+                    # Where each decision and the vote sit: enough to tell a replay from
+                    # the wrong state apart from a record of an aborted transaction.
+                    "decision_records": where.get(vote_id, []),
+                    "vote": [copy.partition, copy.offset] if copy else None,
+                    "close_marker": (markers.get((copy.poll_id, copy.partition)) if copy else None),
+                },
+            )
 
     stored: dict[tuple[str, str], tuple[str, str]] = {}
     for item in observed.ledger:
@@ -218,22 +244,41 @@ def _read_votes(
     return appended, markers
 
 
-def _read_decisions(log: list[LogRecord]) -> dict[str, set[tuple[str, int]]]:
-    """vote id -> the distinct decisions for it, repeats (REPEATED) left out."""
+def _read_decisions(
+    log: list[LogRecord],
+) -> tuple[dict[str, set[tuple[str, int]]], dict[str, list[tuple[str, int, int, int]]]]:
+    """vote id -> the distinct decisions for it, repeats (REPEATED) left out; and vote id
+    -> (decision, reason, partition, offset) of each of its decision records."""
     decided: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    where: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
     for record in log:
         try:
             event = events.decode(record.value, record.headers)
         except EventError:
             continue
         if isinstance(event, events_pb2.VoteAccepted):
-            decided[event.vote_id].add(("accepted", 0))
-        elif (
-            isinstance(event, events_pb2.VoteRejected)
-            and event.reason != vote_pb2.REJECT_REASON_REPEATED
-        ):
-            decided[event.vote_id].add(("rejected", int(event.reason)))
-    return decided
+            decision = ("accepted", 0)
+        elif isinstance(event, events_pb2.VoteRejected):
+            decision = ("rejected", int(event.reason))
+        else:
+            continue
+        where[event.vote_id].append((*decision, record.partition, record.offset))
+        if decision != ("rejected", vote_pb2.REJECT_REASON_REPEATED):
+            decided[event.vote_id].add(decision)
+    return decided, where
+
+
+def _decided_sources(log: list[LogRecord]) -> dict[int, set[int]]:
+    """votes partition -> the offsets of its records that have a decision."""
+    sources: dict[int, set[int]] = defaultdict(set)
+    for record in log:
+        try:
+            event = events.decode(record.value, record.headers)
+        except EventError:
+            continue
+        if isinstance(event, (events_pb2.VoteAccepted, events_pb2.VoteRejected)):
+            sources[event.source.partition].add(event.source.offset)
+    return sources
 
 
 def _truth(
