@@ -46,8 +46,11 @@ class Gateway:
         self.client = client
         self.hub = hub
         self.settings = settings
-        self.admission = Admission(client.results)
+        self.admission = Admission(self._check)
         self.stopping = False
+
+    async def _check(self, poll_id: str, authorization: str | None) -> object:
+        return await self.client.results(poll_id, authorization)
 
     def app(self) -> web.Application:
         app = web.Application()
