@@ -97,8 +97,7 @@ class _Findings:
 def check(observed: Observed) -> Verdict:
     findings = _Findings()
     appended, markers = _read_votes(observed.votes_log, findings)
-    decided, where = _read_decisions(observed.decisions_log)
-    sources = _decided_sources(observed.decisions_log)
+    decided, where, sources = _read_decisions(observed.decisions_log)
     truth = _truth(appended, markers)
     first_copy: dict[str, _Appended] = {}
     for record in appended:
@@ -246,11 +245,17 @@ def _read_votes(
 
 def _read_decisions(
     log: list[LogRecord],
-) -> tuple[dict[str, set[tuple[str, int]]], dict[str, list[tuple[str, int, int, int]]]]:
-    """vote id -> the distinct decisions for it, repeats (REPEATED) left out; and vote id
-    -> (decision, reason, partition, offset) of each of its decision records."""
+) -> tuple[
+    dict[str, set[tuple[str, int]]],
+    dict[str, list[tuple[str, int, int, int]]],
+    dict[int, set[int]],
+]:
+    """vote id -> the distinct decisions for it, repeats (REPEATED) left out; vote id
+    -> (decision, reason, partition, offset) of each of its decision records; and votes
+    partition -> the offsets of its records that have a decision."""
     decided: dict[str, set[tuple[str, int]]] = defaultdict(set)
     where: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
+    sources: dict[int, set[int]] = defaultdict(set)
     for record in log:
         try:
             event = events.decode(record.value, record.headers)
@@ -263,22 +268,10 @@ def _read_decisions(
         else:
             continue
         where[event.vote_id].append((*decision, record.partition, record.offset))
+        sources[event.source.partition].add(event.source.offset)
         if decision != ("rejected", vote_pb2.REJECT_REASON_REPEATED):
             decided[event.vote_id].add(decision)
-    return decided, where
-
-
-def _decided_sources(log: list[LogRecord]) -> dict[int, set[int]]:
-    """votes partition -> the offsets of its records that have a decision."""
-    sources: dict[int, set[int]] = defaultdict(set)
-    for record in log:
-        try:
-            event = events.decode(record.value, record.headers)
-        except EventError:
-            continue
-        if isinstance(event, (events_pb2.VoteAccepted, events_pb2.VoteRejected)):
-            sources[event.source.partition].add(event.source.offset)
-    return sources
+    return decided, where, sources
 
 
 def _truth(
